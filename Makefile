@@ -1,0 +1,42 @@
+# Operator commands. Each target calls a script or module, the same ones CI and the Dockerfile use.
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+DATA_DIR   ?= data/embedded
+MANIFEST   ?= $(DATA_DIR)/manifest.csv
+RUN        ?= artifacts/latest
+MODEL_DIR  ?= artifacts/default
+STORE      ?= model-store
+SETUP_STAMP := $(VENV)/.installed
+
+.PHONY: setup data train train-baseline evaluate archive serve stop demo test bench load lint format clean
+
+setup:                      ## install Debian packages and the .venv (idempotent)
+	bash scripts/setup.sh
+
+$(SETUP_STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+
+data: $(SETUP_STAMP)        ## build the embedded real/fake speech dataset
+	$(PY) -m training.build_dataset --out $(DATA_DIR)
+
+train: $(SETUP_STAMP)       ## train the default CNN detector on the manifest
+	$(PY) -m training.train --manifest $(MANIFEST) --out $(RUN)
+
+train-baseline: $(SETUP_STAMP)  ## train the seed's ImprovedDetector the same way
+	$(PY) -m training.train --manifest $(MANIFEST) --architecture improved --out artifacts/baseline
+
+evaluate: $(SETUP_STAMP)    ## evaluate a run on the test split (+ MP3 re-encoded copy)
+	$(PY) -m training.evaluate --checkpoint $(RUN) --manifest $(MANIFEST)
+
+lint: $(SETUP_STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(SETUP_STAMP)
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+test: $(SETUP_STAMP)        ## the whole suite (CI runs exactly this)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Datasets, training loop, evaluation and plots. Imports model/, never handler/ or gateway/."""
