@@ -1,0 +1,101 @@
+"""The seed's AudioDataset and collate_fn, over a manifest, with an on-disk feature cache.
+
+Features come from model.features (the extractor serving uses). Each clip's full log-mel is
+cached under a key made of the file's identity and the feature config, so changing either
+recomputes it and nothing stale is ever read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from model.audio import decode_audio
+from model.features import AudioFeatureExtractor, FeatureConfig, pad_batch
+from training.manifest import ManifestRow
+
+FRAMES_PER_SECOND = 100  # whisper hop: 160 samples at 16 kHz
+
+
+class FeatureCache:
+    """Full-clip log-mel features on disk (and in memory once read), keyed by file and config."""
+
+    def __init__(self, directory: Path | None, config: FeatureConfig) -> None:
+        self.directory = Path(directory) if directory else None
+        self.extractor = AudioFeatureExtractor(config)
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "reference_bin_means"}
+        self.config_key = json.dumps(settings, sort_keys=True)
+        self.memory: dict[Path, torch.Tensor] = {}
+
+    def _key(self, path: Path) -> str:
+        stat = path.stat()
+        identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.config_key}"
+        return hashlib.sha1(identity.encode()).hexdigest()
+
+    def get(self, path: Path) -> torch.Tensor:
+        path = Path(path)
+        if path in self.memory:
+            return self.memory[path]
+        cached = self.directory / f"{self._key(path)}.pt" if self.directory else None
+        if cached is not None and cached.is_file():
+            features = torch.load(cached, weights_only=True)
+        else:
+            features = self.extractor(decode_audio(path))
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(features.clone(), cached)
+        self.memory[path] = features
+        return features
+
+    def fill(self, paths: Sequence[Path], description: str = "features") -> None:
+        for path in tqdm(paths, desc=description, unit="clip", leave=False):
+            self.get(path)
+
+
+class AudioDataset(Dataset):
+    """(log-mel (n_mels, frames), label 1.0=real/0.0=fake) per manifest row.
+
+    With `max_frames`, longer clips are cropped to a window: at random when `random_crop`
+    (training), centred otherwise, so training sees what serving's windows see.
+    """
+
+    def __init__(
+        self,
+        rows: Sequence[ManifestRow],
+        cache: FeatureCache,
+        max_frames: int | None = None,
+        random_crop: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.rows = list(rows)
+        self.cache = cache
+        self.max_frames = max_frames
+        self.random_crop = random_crop
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, float]:
+        row = self.rows[index]
+        features = self.cache.get(row.path)
+        frames = features.shape[-1]
+        if self.max_frames and frames > self.max_frames:
+            spare = frames - self.max_frames
+            start = int(torch.randint(spare + 1, (1,), generator=self.generator)) if self.random_crop else spare // 2
+            features = features[:, start : start + self.max_frames]
+        return features, 1.0 if row.is_real else 0.0
+
+
+def collate_fn(batch: Sequence[tuple[torch.Tensor, float]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad to the longest clip in this batch only; return (features, lengths, labels)."""
+    features, labels = zip(*batch, strict=True)
+    padded, lengths = pad_batch(list(features))
+    return padded, lengths, torch.tensor(labels, dtype=torch.float32)
