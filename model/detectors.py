@@ -114,6 +114,10 @@ class CNNDetector(Detector):
         )
 
     def logits(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # Each block halves time; short clips get masked zero frames so the last block has one.
+        shortfall = 2 ** len(self.blocks) - features.shape[-1]
+        if shortfall > 0:
+            features = nn.functional.pad(features, (0, shortfall))
         x = (features * time_mask(lengths, features.shape[-1])[:, None, :]).unsqueeze(1)
         for block in self.blocks:
             x, lengths = block(x, lengths)

@@ -1,8 +1,9 @@
 """Detection metrics with P(real) as the score: higher means more likely bona fide.
 
 False accept: a fake scored at or above the threshold. False reject: a real scored below it.
-The EER is where the two rates meet (ASVspoof's definition: the threshold at which their
-difference is smallest, reporting the mean of the two rates there).
+The EER is where the two rates meet: FRR rises and FAR falls with the threshold, so their
+difference changes sign once; the EER is read where the line between those two operating
+points crosses FRR = FAR (exact when a threshold makes them equal).
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ def error_rates(scores: Sequence[float], is_real: Sequence[bool]) -> tuple[np.nd
 def equal_error_rate(scores: Sequence[float], is_real: Sequence[bool]) -> tuple[float, float]:
     """(EER, threshold at the EER)."""
     frr, far, thresholds = error_rates(scores, is_real)
-    index = int(np.argmin(np.abs(frr - far)))
+    difference = frr - far
+    index = int(np.argmax(difference >= 0))  # the last threshold (inf) always has FRR 1, FAR 0
     threshold = float(thresholds[index]) if np.isfinite(thresholds[index]) else 1.0
-    return float((frr[index] + far[index]) / 2), threshold
+    if difference[index] == 0 or index == 0:
+        return float(frr[index]), threshold
+    before, after = difference[index - 1], difference[index]
+    weight = -before / (after - before)
+    return float(frr[index - 1] + weight * (frr[index] - frr[index - 1])), threshold
 
 
 def roc_auc(scores: Sequence[float], is_real: Sequence[bool]) -> float:

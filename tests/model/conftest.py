@@ -1,0 +1,42 @@
+"""Audio written by the tests themselves: a voiced, speech-like signal in any container."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+FFMPEG_CODECS = {"mp3": ["-c:a", "libmp3lame", "-b:a", "128k"], "m4a": ["-c:a", "aac", "-b:a", "128k"],
+                 "opus": ["-c:a", "libopus", "-b:a", "64k"], "ogg": ["-c:a", "libvorbis", "-q:a", "5"]}  # fmt: skip
+
+
+def voiced(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Harmonics of a gliding pitch plus a little noise: broadband like speech, deterministic."""
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 120 + 30 * np.sin(2 * np.pi * 1.5 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    harmonics = [np.sin(k * phase) / k for k in range(1, 12) if k * 150 < rate / 2]
+    signal = np.sum(harmonics, axis=0) + 0.01 * np.random.default_rng(seed).standard_normal(len(t))
+    signal = (0.5 * signal / np.abs(signal).max()).astype(np.float32)
+    return np.stack([signal * (1 - 0.1 * c) for c in range(channels)], axis=1)
+
+
+def encode(samples: np.ndarray, rate: int, path: Path) -> Path:
+    """Write `samples` to `path`; the suffix picks the codec (ffmpeg for the lossy ones)."""
+    suffix = path.suffix.lstrip(".")
+    if suffix not in FFMPEG_CODECS:
+        sf.write(path, samples, rate)
+        return path
+    source = path.with_suffix(".source.wav")
+    sf.write(source, samples, rate, subtype="FLOAT")
+    command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), *FFMPEG_CODECS[suffix], str(path)]
+    subprocess.run(command, check=True, timeout=60)
+    return path
+
+
+@pytest.fixture
+def voiced_wav(tmp_path: Path) -> Path:
+    return encode(voiced(1.5, 16_000), 16_000, tmp_path / "voiced.wav")

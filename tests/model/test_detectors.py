@@ -1,0 +1,59 @@
+"""Both detectors give P(real) in [0, 1], and a clip's score does not depend on its batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.detectors import ARCHITECTURES, ModelConfig, build_detector
+
+
+def perturbed(architecture: str):
+    """A detector whose BatchNorm statistics are not the identity, so padding leaks would show."""
+    torch.manual_seed(0)
+    model = build_detector(ModelConfig(architecture=architecture))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.bias.data.uniform_(-1, 1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_output_is_a_probability_per_clip(architecture: str) -> None:
+    model = perturbed(architecture)
+    probabilities = model(torch.randn(4, 80, 120), torch.tensor([120, 90, 33, 10]))
+    assert probabilities.shape == (4,)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_score_is_independent_of_batch_mates(architecture: str) -> None:
+    model = perturbed(architecture)
+    lengths = torch.tensor([301, 137, 45, 11])
+    features = torch.randn(4, 80, 301)
+    with torch.no_grad():
+        together = model(features, lengths)
+        alone = torch.stack([model(features[i : i + 1, :, : lengths[i]], lengths[i : i + 1])[0] for i in range(4)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+
+
+def test_padding_content_is_ignored() -> None:
+    model = perturbed("cnn")
+    features = torch.randn(1, 80, 200)
+    garbage = features.clone()
+    garbage[:, :, 150:] = 99.0
+    lengths = torch.tensor([150])
+    with torch.no_grad():
+        torch.testing.assert_close(model(features, lengths), model(garbage, lengths), atol=1e-6, rtol=0)
+
+
+def test_unknown_architecture_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_detector(ModelConfig(architecture="transformer-xl"))
+
+
+def test_default_model_is_small() -> None:
+    parameters = sum(p.numel() for p in build_detector(ModelConfig()).parameters())
+    assert parameters * 4 < 5 * 1024 * 1024  # float32 weights under 5 MB

@@ -1,0 +1,79 @@
+"""AudioDataset and collate_fn: dynamic padding, true lengths, and a cache that is never stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from model.features import FeatureConfig
+from tests.model.conftest import voiced
+from training.dataset import AudioDataset, FeatureCache, collate_fn
+from training.manifest import ManifestRow, read_manifest
+
+
+def test_collate_pads_to_the_longest_clip_of_the_batch_only() -> None:
+    batch = [(torch.ones(80, 7), 1.0), (torch.full((80, 3), 2.0), 0.0)]
+    features, lengths, labels = collate_fn(batch)
+    assert features.shape == (2, 80, 7)
+    assert lengths.tolist() == [7, 3]
+    assert labels.tolist() == [1.0, 0.0]
+    assert torch.count_nonzero(features[1, :, 3:]) == 0
+    assert torch.equal(features[1, :, :3], torch.full((80, 3), 2.0))
+
+
+def test_dataset_labels_and_features(toy_manifest: Path, tmp_path: Path) -> None:
+    rows = read_manifest(toy_manifest)[:4]
+    dataset = AudioDataset(rows, FeatureCache(tmp_path, FeatureConfig()))
+    features, label = dataset[0]
+    assert features.shape[0] == 80
+    assert label == (1.0 if rows[0].is_real else 0.0)
+
+
+def test_long_clips_are_cropped_at_random_in_training_and_centred_otherwise(tmp_path: Path) -> None:
+    path = tmp_path / "long.wav"
+    sf.write(path, voiced(3.0, 16_000)[:, 0], 16_000)
+    cache = FeatureCache(None, FeatureConfig())
+    full = cache.get(path)
+    rows = [ManifestRow(path, "real")]
+    centred = AudioDataset(rows, cache, max_frames=100)[0][0]
+    assert torch.equal(centred, full[:, 100:200])
+    crops = {
+        AudioDataset(rows, cache, 100, True, torch.Generator().manual_seed(s))[0][0][0, 0].item() for s in range(5)
+    }
+    assert len(crops) > 1
+
+
+def test_cache_is_reused_and_invalidated_when_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "clip.wav"
+    sf.write(path, voiced(1.0, 16_000)[:, 0], 16_000)
+    first = FeatureCache(tmp_path / "cache", FeatureConfig()).get(path)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    again = FeatureCache(tmp_path / "cache", FeatureConfig()).get(path)
+    assert torch.equal(first, again) and len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    sf.write(path, voiced(1.0, 16_000, seed=9)[:, 0] * 0.1 + np.float32(0.01), 16_000)
+    changed = FeatureCache(tmp_path / "cache", FeatureConfig()).get(path)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+    assert not torch.equal(first, changed)
+
+
+def test_cache_key_depends_on_the_feature_config(tmp_path: Path) -> None:
+    path = tmp_path / "clip.wav"
+    sf.write(path, voiced(1.0, 16_000)[:, 0], 16_000)
+    FeatureCache(tmp_path / "cache", FeatureConfig()).get(path)
+    wide = FeatureCache(tmp_path / "cache", FeatureConfig(n_mels=128)).get(path)
+    assert wide.shape[0] == 128
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+
+@pytest.mark.parametrize("bad", ["path,label\nx.wav,maybe\n", "path,split\nx.wav,train\n", "path,label,split\n"])
+def test_malformed_manifests_are_refused_with_the_line(tmp_path: Path, bad: str) -> None:
+    from training.manifest import ManifestError
+
+    path = tmp_path / "m.csv"
+    path.write_text(bad)
+    with pytest.raises(ManifestError, match="m.csv"):
+        read_manifest(path)
