@@ -63,7 +63,7 @@ def test_model_and_feature_mel_bins_must_agree(checkpoint: Path) -> None:
 
 def test_missing_files_are_named(checkpoint: Path) -> None:
     (checkpoint / "weights.pt").unlink()
-    with pytest.raises(FileNotFoundError, match="weights.pt"):
+    with pytest.raises(FileNotFoundError, match=r"weights\.pt"):
         load_checkpoint(checkpoint)
 
 

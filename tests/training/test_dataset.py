@@ -12,7 +12,7 @@ import torch
 from model.features import FeatureConfig
 from tests.model.conftest import voiced
 from training.dataset import AudioDataset, FeatureCache, collate_fn
-from training.manifest import ManifestRow, read_manifest
+from training.manifest import ManifestError, ManifestRow, read_manifest
 
 
 def test_collate_pads_to_the_longest_clip_of_the_batch_only() -> None:
@@ -71,9 +71,7 @@ def test_cache_key_depends_on_the_feature_config(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", ["path,label\nx.wav,maybe\n", "path,split\nx.wav,train\n", "path,label,split\n"])
 def test_malformed_manifests_are_refused_with_the_line(tmp_path: Path, bad: str) -> None:
-    from training.manifest import ManifestError
-
     path = tmp_path / "m.csv"
     path.write_text(bad)
-    with pytest.raises(ManifestError, match="m.csv"):
+    with pytest.raises(ManifestError, match=r"m\.csv"):
         read_manifest(path)
