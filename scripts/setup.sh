@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Install everything the project needs, idempotently: Debian packages, then the .venv.
 # Works as root on a fresh Debian machine; re-running only installs what is missing.
+# SETUP_PROFILE=serve installs only what serving needs (the Docker image uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(
-  ffmpeg openjdk-17-jre-headless curl          # decoding, TorchServe's JVM, the demo's curl
+SERVE_PACKAGES=(ffmpeg openjdk-17-jre-headless curl)      # decoding, TorchServe's JVM, the demo's curl
+DATASET_PACKAGES=(
   espeak-ng festival festvox-kallpc16k flite    # TTS engines: the dataset's fake speech
   klettres-data ktuberling-data                 # real speech: letters, syllables, words
   fillets-ng-data fillets-ng-data-nl            # real speech: Dutch dialogue and its script
 )
+APT_PACKAGES=("${SERVE_PACKAGES[@]}")
+[ "${SETUP_PROFILE:-full}" = "serve" ] || APT_PACKAGES+=("${DATASET_PACKAGES[@]}")
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
@@ -28,7 +31,8 @@ stamp="$VENV/.installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e ".[dev]"
+  extras=".[dev]"; [ "${SETUP_PROFILE:-full}" = "serve" ] && extras="."
+  "$VENV/bin/pip" install -q -e "$extras"
   touch "$stamp"
 fi
 echo "setup: ready ($("$VENV/bin/python" -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"
