@@ -31,8 +31,16 @@ stamp="$VENV/.installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  extras=".[dev]"; [ "${SETUP_PROFILE:-full}" = "serve" ] && extras="."
-  "$VENV/bin/pip" install -q -e "$extras"
+  # Only the pinned dependencies: the project itself is not installed, so nothing but the
+  # repo root (or an unpacked .mar) can provide model/, and a broken archive shows up.
+  groups="dependencies dev"; [ "${SETUP_PROFILE:-full}" = "serve" ] && groups="dependencies"
+  "$VENV/bin/python" - $groups > "$VENV/requirements.txt" <<'PY'
+import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for group in sys.argv[1:]:
+    print("\n".join(project[group] if group == "dependencies" else project["optional-dependencies"][group]))
+PY
+  "$VENV/bin/pip" install -q -r "$VENV/requirements.txt"
   touch "$stamp"
 fi
 echo "setup: ready ($("$VENV/bin/python" -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"
