@@ -1,0 +1,64 @@
+"""The FastAPI application: `uvicorn gateway.app:app`.
+
+`create_app` wires settings, error handlers, routers and middleware; its lifespan owns the one
+pooled `httpx.AsyncClient` that every request to TorchServe goes through.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from gateway.errors import install_error_handlers
+from gateway.metrics import RequestCounter
+from gateway.routes import health, metrics, models, predict, ui
+from gateway.settings import Settings, load_settings
+from gateway.torchserve_client import TorchServeClient
+from gateway.uploads import UploadLimitMiddleware
+
+TITLE = "Audio deepfake detector"
+DESCRIPTION = (
+    "Scores speech recordings with the detector served by TorchServe: `prediction` is the probability "
+    "that the audio is real. Version changes need `Authorization: Bearer <DETECTOR_ADMIN_TOKEN>`."
+)
+CORS_METHODS = ["GET", "POST"]
+
+
+def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """Build the gateway; `transport` replaces the network (tests pass an `httpx.MockTransport`)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.request_timeout_seconds, connect=settings.connect_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout, transport=transport) as http:
+            app.state.torchserve = TorchServeClient(http, settings)
+            yield
+
+    app = FastAPI(
+        title=TITLE,
+        description=DESCRIPTION,
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.request_counts = Counter()
+    install_error_handlers(app)
+    for module in (health, predict, models, metrics, ui):
+        app.include_router(module.router)
+    app.include_router(models.admin)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS, allow_headers=["*"]
+        )
+    app.add_middleware(UploadLimitMiddleware, settings=settings)
+    app.add_middleware(RequestCounter, counts=app.state.request_counts)
+    return app
+
+
+app = create_app()

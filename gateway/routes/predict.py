@@ -1,0 +1,70 @@
+"""The seed's prediction routes: `GET /predict` (built-in test signal) and `POST /predict-file/`."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+
+from gateway.builtin_signal import FILENAME as TEST_SIGNAL_FILENAME
+from gateway.builtin_signal import builtin_signal_wav
+from gateway.dependencies import SettingsDep, TorchServeDep
+from gateway.errors import upload_too_large
+from gateway.schemas import VERSION_PATTERN, ErrorResponse, Prediction
+from gateway.uploads import safe_filename
+
+VersionQuery = Annotated[
+    str | None,
+    Query(pattern=VERSION_PATTERN, description="Model version to score with; the default version when omitted."),
+]
+
+MODEL_SERVER_ERRORS: dict[int | str, dict] = {
+    HTTPStatus.NOT_FOUND: {
+        "model": ErrorResponse,
+        "description": "The model or the requested version is not registered.",
+    },
+    HTTPStatus.UNPROCESSABLE_ENTITY: {"model": ErrorResponse, "description": "Invalid request, or unusable audio."},
+    HTTPStatus.BAD_GATEWAY: {"model": ErrorResponse, "description": "The model server failed."},
+    HTTPStatus.SERVICE_UNAVAILABLE: {
+        "model": ErrorResponse,
+        "description": "The model server is down or has no ready worker.",
+    },
+    HTTPStatus.GATEWAY_TIMEOUT: {"model": ErrorResponse, "description": "The model server did not answer in time."},
+}
+UPLOAD_ERRORS: dict[int | str, dict] = {
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: {"model": ErrorResponse, "description": "The file or its audio is too large."},
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: {"model": ErrorResponse, "description": "The file is not decodable audio."},
+}
+
+router = APIRouter(tags=["prediction"], responses=MODEL_SERVER_ERRORS)
+
+
+@router.get("/predict", response_model=Prediction, summary="Score the built-in test signal")
+async def predict_test_signal(torchserve: TorchServeDep, version: VersionQuery = None) -> Prediction:
+    """Send a synthetic tone sweep through the served model: proves the whole path works end to end."""
+    served = await torchserve.predict(builtin_signal_wav(), version)
+    return Prediction(filename=TEST_SIGNAL_FILENAME, **served.model_dump())
+
+
+@router.post(
+    "/predict-file/", response_model=Prediction, summary="Score an uploaded audio file", responses=UPLOAD_ERRORS
+)
+async def predict_file(
+    file: Annotated[UploadFile, File(description="The audio file (WAV, FLAC, OGG, MP3, ...).")],
+    torchserve: TorchServeDep,
+    settings: SettingsDep,
+    version: VersionQuery = None,
+) -> Prediction:
+    """P(real) for the uploaded audio, with its label and per-segment scores.
+
+    The request body is limited while it streams (see `gateway.uploads`); the exact file size is
+    checked here, before anything is sent to TorchServe.
+    """
+    audio = await file.read()
+    if len(audio) > settings.max_upload_bytes:
+        raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, upload_too_large(settings))
+    if not audio:
+        raise HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, "The uploaded file is empty.")
+    served = await torchserve.predict(audio, version)
+    return Prediction(filename=safe_filename(file.filename), **served.model_dump())
