@@ -37,6 +37,10 @@ HOST = "127.0.0.1"
 DEFAULT_INFERENCE_PORT = 8080
 DEFAULT_MANAGEMENT_PORT = 8081
 DEFAULT_METRICS_PORT = 8082
+# TorchServe 0.12 always starts its gRPC APIs too (no switch turns them off), on 7070/7071 by
+# default: every run gets its own gRPC ports as well, on loopback, or two servers collide.
+DEFAULT_GRPC_INFERENCE_PORT = 7070
+DEFAULT_GRPC_MANAGEMENT_PORT = 7071
 MODEL_NAME = "detector"
 PID_FILE = "torchserve.pid"
 CONFIG_FILE = "config.properties"
@@ -63,6 +67,8 @@ class Server:
     inference_url: str
     management_url: str
     metrics_url: str
+    grpc_inference_port: int
+    grpc_management_port: int
     pid: int
 
 
@@ -72,6 +78,8 @@ def start(
     inference_port: int = DEFAULT_INFERENCE_PORT,
     management_port: int = DEFAULT_MANAGEMENT_PORT,
     metrics_port: int = DEFAULT_METRICS_PORT,
+    grpc_inference_port: int = DEFAULT_GRPC_INFERENCE_PORT,
+    grpc_management_port: int = DEFAULT_GRPC_MANAGEMENT_PORT,
     config_template: Path = DEFAULT_CONFIG_TEMPLATE,
     model_name: str = MODEL_NAME,
     timeout: float = START_TIMEOUT_SECONDS,
@@ -90,6 +98,8 @@ def start(
         f"http://{HOST}:{inference_port}",
         f"http://{HOST}:{management_port}",
         f"http://{HOST}:{metrics_port}",
+        grpc_inference_port,
+        grpc_management_port,
         pid=0,
     )
     config = run_dir / CONFIG_FILE
@@ -123,6 +133,10 @@ def render_config(template: str, server: Server) -> str:
         "inference_address": server.inference_url,
         "management_address": server.management_url,
         "metrics_address": server.metrics_url,
+        "grpc_inference_address": HOST,
+        "grpc_management_address": HOST,
+        "grpc_inference_port": str(server.grpc_inference_port),
+        "grpc_management_port": str(server.grpc_management_port),
         "model_store": str(server.model_store),
         "allowed_urls": store_regex,
     }
@@ -276,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     start_parser.add_argument("--inference-port", type=int, default=DEFAULT_INFERENCE_PORT)
     start_parser.add_argument("--management-port", type=int, default=DEFAULT_MANAGEMENT_PORT)
     start_parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT)
+    start_parser.add_argument("--grpc-inference-port", type=int, default=DEFAULT_GRPC_INFERENCE_PORT)
+    start_parser.add_argument("--grpc-management-port", type=int, default=DEFAULT_GRPC_MANAGEMENT_PORT)
     start_parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_TEMPLATE, help="config.properties template")
     start_parser.add_argument("--model-name", default=MODEL_NAME)
     start_parser.add_argument("--timeout", type=float, default=START_TIMEOUT_SECONDS)
@@ -284,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             began = time.monotonic()
             server = start(args.run_dir, args.model_store, args.inference_port, args.management_port,
-                           args.metrics_port, args.config, args.model_name, args.timeout)  # fmt: skip
+                           args.metrics_port, args.grpc_inference_port, args.grpc_management_port,
+                           args.config, args.model_name, args.timeout)  # fmt: skip
             print(f"TorchServe ready in {time.monotonic() - began:.1f} s (pid {server.pid}): "
                   f"inference {server.inference_url}, management {server.management_url}, "
                   f"metrics {server.metrics_url}; logs in {server.run_dir / 'logs'}")  # fmt: skip

@@ -50,10 +50,20 @@ class TorchServeFixture:
         suffix = f"/{version}" if version else ""
         return f"{self.inference_url}/predictions/{self.model_name}{suffix}"
 
-    def make_archive(self, version: str, seed: int = 1, settings: ServingSettings | None = None) -> Path:
-        """Archive a new random checkpoint as `detector-<version>.mar` in the store (not registered)."""
-        checkpoint = self.run_dir.parent / f"checkpoint-{version}"
-        make_checkpoint(checkpoint, version, seed)
+    def make_archive(
+        self,
+        version: str,
+        seed: int = 1,
+        settings: ServingSettings | None = None,
+        checkpoint: Path | None = None,
+    ) -> Path:
+        """Archive `detector-<version>.mar` into the store (not registered).
+
+        From `checkpoint` if given (e.g. the fixture's own, to serve the same weights with other
+        batching settings), else from a new random checkpoint seeded with `seed`.
+        """
+        if checkpoint is None:
+            checkpoint = make_checkpoint(self.run_dir.parent / f"checkpoint-{version}", version, seed)
         return build_archive(checkpoint, self.model_store, version, self.model_name, True, settings)
 
 
@@ -97,8 +107,8 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchServeF
     store = base / "model-store"
     build_archive(checkpoint, store, FIXTURE_VERSION, MODEL_NAME)
     run_dir = base / "run"
-    inference, management, metrics = free_ports(3)
-    server = torchserve_control.start(run_dir, store, inference, management, metrics, timeout=START_TIMEOUT_SECONDS)
+    # inference, management, metrics, gRPC inference, gRPC management
+    server = torchserve_control.start(run_dir, store, *free_ports(5), timeout=START_TIMEOUT_SECONDS)
     try:
         yield TorchServeFixture(
             server.inference_url, server.management_url, server.metrics_url, store, run_dir, checkpoint, server.pid
