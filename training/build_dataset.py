@@ -8,7 +8,8 @@ language, the pair stays in one split (train/dev/test ~70/15/15, disjoint by spe
 game level), and every clip of both classes goes through the same random post-processing (trim,
 crop to 5 s, loudness, silence padding, noise floor, codec channel). Output: 16 kHz mono 16-bit
 FLAC under OUT/clips/ and OUT/manifest.csv (path,label,split,attack,speaker,source + language,
-channel, group). Deterministic for a seed; re-running skips finished clips.
+channel, group). Deterministic for a seed; re-running skips finished clips (and clips marked
+.rejected), so delete OUT to rebuild after changing the builder or the seed's draws.
 """
 
 from __future__ import annotations
