@@ -4,6 +4,11 @@ Everything about decoding, features and scoring lives in model/ (the same code t
 this module only adapts TorchServe's batch of requests to AudioDetector.score_waveforms and
 turns a request that is not usable audio into its own 4xx answer, so one bad upload never
 fails the other requests batched with it. TorchServe wants exactly one class per handler module.
+
+Clients send the audio as a multipart field (`data` or `file`) or as the raw request body with a
+non-form content type (application/octet-stream, audio/*): TorchServe itself parses an
+application/x-www-form-urlencoded body and fails on binary data before the handler sees it.
+If the scoring itself fails, TorchServe answers the whole batch 503 "Prediction failed".
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ JSON_CONTENT_TYPE = "application/json"
 DEFAULT_SERVING_MAX_AUDIO_SECONDS = 600.0
 HANDLER_CONFIG_SECTION = "handler"
 
-STATUS_OK = 200
 STATUS_TOO_LARGE = 413
 STATUS_UNSUPPORTED = 415
 STATUS_UNPROCESSABLE = 422
@@ -64,10 +68,11 @@ class DetectorHandler(BaseHandler):
     def initialize(self, context: Any) -> None:
         """Rebuild the detector from the archive's checkpoint files and read the serving limits."""
         properties = context.system_properties
-        settings = (getattr(context, "model_yaml_config", None) or {}).get(HANDLER_CONFIG_SECTION) or {}
+        model_config = getattr(context, "model_yaml_config", None) or {}
+        settings = model_config.get(HANDLER_CONFIG_SECTION) or {}
         self.max_audio_seconds = float(settings.get("max_audio_seconds", DEFAULT_SERVING_MAX_AUDIO_SECONDS))
         self.decode_timeout = float(settings.get("decode_timeout_seconds", DEFAULT_DECODE_TIMEOUT_SECONDS))
-        threads = torch_threads(settings, context.model_yaml_config or {})
+        threads = torch_threads(settings, model_config)
         torch.set_num_threads(threads)
         self.device = pick_device(properties.get("gpu_id"))
         self.detector = AudioDetector.from_checkpoint(Path(properties["model_dir"]), device=self.device)

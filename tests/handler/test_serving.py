@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 
 from model.inference import AudioDetector
 from scripts import manage
 from scripts.archive import ServingSettings
-from tests.audio_fixtures import corrupt_audio, nan_wav, speech_wav
+from tests.audio_fixtures import corrupt_audio, nan_wav, speech_like, speech_wav, wav_bytes
 from tests.conftest import TorchServeFixture
 
 pytestmark = pytest.mark.integration
@@ -23,6 +24,7 @@ BATCHING_VERSION = "1.0-batching"
 BATCH_SIZE = 4
 MAX_BATCH_DELAY_MS = 5000
 LOG_WAIT_SECONDS = 5.0
+LARGE_UPLOAD_SECONDS = 56.0  # 48 kHz stereo 16-bit: about 10.3 MiB
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +140,13 @@ def test_corrupt_request_fails_alone_in_its_batch(torchserve: TorchServeFixture,
     assert [r.status_code for r in replies] == [200, 415, 200, 200]
     assert replies[1].json() == {"error": "the file is not a supported audio format or is corrupt"}
     assert all(r.headers["content-type"] == "application/json" for r in replies)
+
+
+def test_upload_above_torchserve_default_size_limit_is_served(torchserve: TorchServeFixture) -> None:
+    """config.properties raises max_request_size to 64 MiB (TorchServe's default is 6.5 MB)."""
+    samples = speech_like(LARGE_UPLOAD_SECONDS, sample_rate=48_000)
+    audio = wav_bytes(np.stack([samples, samples], axis=1), 48_000)
+    assert len(audio) > 10 * 1024 * 1024
+    reply = httpx.post(torchserve.predictions_url(), content=audio, headers=OCTET_STREAM, timeout=120)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["duration_seconds"] == pytest.approx(LARGE_UPLOAD_SECONDS, abs=0.01)

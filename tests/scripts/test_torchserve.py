@@ -112,3 +112,9 @@ def test_failed_start_shows_the_log_tail_and_leaves_nothing(tmp_path: Path) -> N
 def test_missing_store_is_refused_before_starting(tmp_path: Path) -> None:
     with pytest.raises(control.TorchServeError, match="does not exist"):
         control.start(tmp_path / "run", tmp_path / "no-store", *free_ports(5))
+
+
+def test_cli_status_and_stop_without_a_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert control.main(["status", "--run-dir", str(tmp_path)]) == 3
+    assert control.main(["stop", "--run-dir", str(tmp_path)]) == 0
+    assert "no TorchServe running" in capsys.readouterr().out
