@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from gateway.errors import install_error_handlers
 from gateway.metrics import RequestCounter
@@ -27,6 +28,7 @@ DESCRIPTION = (
     "that the audio is real. Version changes need `Authorization: Bearer <DETECTOR_ADMIN_TOKEN>`."
 )
 CORS_METHODS = ["GET", "POST"]
+ROUTERS = (health.router, predict.router, models.router, models.admin, metrics.router, ui.router)
 
 
 def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -49,9 +51,9 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
     app.state.settings = settings
     app.state.request_counts = Counter()
     install_error_handlers(app)
-    for module in (health, predict, models, metrics, ui):
-        app.include_router(module.router)
-    app.include_router(models.admin)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.state.api_routes = [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS, allow_headers=["*"]

@@ -13,7 +13,9 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gateway.settings import MIB, Settings
 from gateway.torchserve_client import (
@@ -25,8 +27,14 @@ from gateway.torchserve_client import (
 
 logger = logging.getLogger(__name__)
 
-PASSED_THROUGH = frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.CONFLICT})
-"""Management refusals whose TorchServe message tells the operator what to fix."""
+REFUSALS = {
+    HTTPStatus.BAD_REQUEST: HTTPStatus.BAD_REQUEST,
+    HTTPStatus.FORBIDDEN: HTTPStatus.CONFLICT,
+    HTTPStatus.CONFLICT: HTTPStatus.CONFLICT,
+}
+"""Management refusals whose TorchServe message tells the operator what to fix, and the status the
+gateway answers them with. TorchServe's 403 means "not in this state" (e.g. removing the default
+version), so it becomes 409: the gateway's own 403 is about the admin token."""
 HANDLER_VERDICTS = {
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The audio is too long for the model.",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The file is not audio the model server can decode.",
@@ -68,7 +76,22 @@ def scrub(message: str) -> str:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return error_response(exc.status_code, str(exc.detail), exc.headers)
+    headers = exc.headers
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(exc.status_code, str(exc.detail), headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route offers for this path.
+
+    Starlette's own Allow header names only the first matching route's methods, but FastAPI makes
+    one route per method, so `/models` would claim to allow GET alone. `app.state.api_routes`
+    holds the routes of every router the app includes (see `gateway.app`).
+    """
+    routes: list[APIRoute] = request.app.state.api_routes
+    methods = {method for route in routes if route.matches(request.scope)[0] != Match.NONE for method in route.methods}
+    return ", ".join(sorted(methods))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -98,7 +121,7 @@ async def _torchserve_error(request: Request, exc: Exception) -> JSONResponse:
                 f"The model server did not answer within {settings.request_timeout_seconds:g} seconds.",
             )
         case TorchServeRejected(status_code=HTTPStatus.NOT_FOUND):
-            return error_response(HTTPStatus.NOT_FOUND, f"{exc.subject} is not registered.")
+            return error_response(HTTPStatus.NOT_FOUND, f"{exc.subject} was not found.")
         case TorchServeRejected(status_code=status) if status in RETRY_LATER:
             return error_response(
                 HTTPStatus.SERVICE_UNAVAILABLE,
@@ -107,8 +130,8 @@ async def _torchserve_error(request: Request, exc: Exception) -> JSONResponse:
             )
         case TorchServeRejected(status_code=status) if status in HANDLER_VERDICTS:
             return error_response(status, scrub(exc.message) or HANDLER_VERDICTS[HTTPStatus(status)])
-        case TorchServeRejected(status_code=status) if status in PASSED_THROUGH:
-            return error_response(status, f"The model server refused: {scrub(exc.message)}")
+        case TorchServeRejected(status_code=status) if status in REFUSALS:
+            return error_response(REFUSALS[HTTPStatus(status)], f"The model server refused: {scrub(exc.message)}")
         case _:
             logger.error("Model server failure: %r", exc)
             return error_response(HTTPStatus.BAD_GATEWAY, "The model server failed to answer the request.")

@@ -161,7 +161,7 @@ class TorchServeClient:
         await self._request(
             "POST",
             f"{self._management}/models",
-            subject=f"Archive '{archive}'",
+            subject=f"Archive '{archive}' in the model store",
             params={
                 "url": archive,
                 "model_name": self.model,

@@ -33,6 +33,7 @@ MODEL_SERVER_ERRORS: dict[int | str, dict] = {
     HTTPStatus.GATEWAY_TIMEOUT: {"model": ErrorResponse, "description": "The model server did not answer in time."},
 }
 UPLOAD_ERRORS: dict[int | str, dict] = {
+    HTTPStatus.BAD_REQUEST: {"model": ErrorResponse, "description": "The body is not valid multipart form data."},
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: {"model": ErrorResponse, "description": "The file or its audio is too large."},
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: {"model": ErrorResponse, "description": "The file is not decodable audio."},
 }
@@ -51,7 +52,9 @@ async def predict_test_signal(torchserve: TorchServeDep, version: VersionQuery =
     "/predict-file/", response_model=Prediction, summary="Score an uploaded audio file", responses=UPLOAD_ERRORS
 )
 async def predict_file(
-    file: Annotated[UploadFile, File(description="The audio file (WAV, FLAC, OGG, MP3, ...).")],
+    file: Annotated[
+        UploadFile, File(description="The audio file (WAV, FLAC, OGG, MP3, ...).", json_schema_extra={"minLength": 1})
+    ],
     torchserve: TorchServeDep,
     settings: SettingsDep,
     version: VersionQuery = None,

@@ -89,7 +89,7 @@ class FakeTorchServe:
         if method == "POST" and parts == ["models"]:
             archive = params["url"]
             if archive not in self.store:
-                return _error(404, f"Model not found in model store: /srv/model-store/{archive}")
+                return _error(404, f"Model not found at: {archive}")
             self.versions[self.store[archive]] = archive
             return httpx.Response(200, json={"status": "registered"})
         if len(parts) < 2 or parts[:2] != ["models", "detector"]:
@@ -107,7 +107,7 @@ class FakeTorchServe:
             return httpx.Response(200, json={"status": "Processing worker updates..."})
         if method == "DELETE":
             if selected == self.default:
-                return _error(400, "Cannot remove default version for model detector")
+                return _error(403, "Cannot remove default version for model detector")
             del self.versions[selected]
             return httpx.Response(200, json={"status": "unregistered"})
         return _error(405, "Method not allowed")

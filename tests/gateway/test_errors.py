@@ -40,7 +40,7 @@ def raise_(error: type[httpx.TransportError]) -> Callable[[httpx.Request], httpx
         (answer(422, {"error": "The audio is shorter than 0.5 s."}), 422, "The audio is shorter than 0.5 s."),
         (answer(413, {"error": "The audio is longer than 600 s."}), 413, "The audio is longer than 600 s."),
         (answer(415, {}), 415, "The file is not audio the model server can decode."),
-        (answer(404, {"code": 404, "message": "Model not found"}), 404, "Model 'detector' is not registered."),
+        (answer(404, {"code": 404, "message": "Model not found"}), 404, "Model 'detector' was not found."),
         (
             answer(503, {"code": 503, "message": "No worker"}),
             503,
@@ -113,3 +113,13 @@ async def test_unknown_routes_answer_json(client: httpx.AsyncClient) -> None:
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+async def test_method_not_allowed_lists_every_allowed_method(client: httpx.AsyncClient) -> None:
+    collection = await client.patch("/models")
+    version = await client.patch("/models/1.0")
+
+    assert collection.status_code == version.status_code == 405
+    assert collection.headers["allow"] == "GET, POST"
+    assert version.headers["allow"] == "DELETE, GET"
+    assert collection.json() == {"detail": "Method Not Allowed"}

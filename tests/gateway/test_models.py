@@ -64,7 +64,7 @@ async def test_describe_unknown_version_is_404(client: httpx.AsyncClient) -> Non
     response = await client.get("/models/3.0")
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "Model 'detector' version '3.0' is not registered."}
+    assert response.json() == {"detail": "Model 'detector' version '3.0' was not found."}
 
 
 @pytest.mark.parametrize(("method", "path", "body"), CHANGES)
@@ -123,18 +123,33 @@ async def test_register_set_default_and_roll_back(client: httpx.AsyncClient, fak
     assert [v["version"] for v in removed.json()["versions"]] == ["1.0"]
 
 
-async def test_torchserve_refusals_are_passed_on_without_paths(client: httpx.AsyncClient) -> None:
+async def test_removing_the_default_version_is_a_conflict(client: httpx.AsyncClient) -> None:
     response = await client.delete("/models/1.0", headers=bearer())
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": "The model server refused: Cannot remove default version for model detector"}
+
+
+async def test_registering_a_registered_version_again_is_a_conflict(
+    client: httpx.AsyncClient, fake_torchserve: FakeTorchServe
+) -> None:
+    fake_torchserve.fail = lambda request: httpx.Response(
+        409, json={"code": 409, "message": "Model version 2.0 is already registered for model detector"}
+    )
+
+    response = await client.post("/models", json={"archive": "detector-v2.mar"}, headers=bearer())
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "The model server refused: Model version 2.0 is already registered for model detector"
+    }
 
 
 async def test_registering_an_archive_missing_from_the_store_is_404(client: httpx.AsyncClient) -> None:
     response = await client.post("/models", json={"archive": "nope.mar"}, headers=bearer())
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "Archive 'nope.mar' is not registered."}
+    assert response.json() == {"detail": "Archive 'nope.mar' in the model store was not found."}
 
 
 async def test_scale_workers(client: httpx.AsyncClient, fake_torchserve: FakeTorchServe) -> None:

@@ -54,7 +54,7 @@ async def test_unknown_version_is_404(client: httpx.AsyncClient) -> None:
     response = await client.post("/predict-file/?version=9.9", files={"file": ("a.wav", WAV)})
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "Model 'detector' version '9.9' is not registered."}
+    assert response.json() == {"detail": "Model 'detector' version '9.9' was not found."}
 
 
 @pytest.mark.parametrize("version", ["../../models", "1.0/../x", "a b", ""])
