@@ -38,9 +38,10 @@ DEFAULT_INFERENCE_PORT = 8080
 DEFAULT_MANAGEMENT_PORT = 8081
 DEFAULT_METRICS_PORT = 8082
 # TorchServe 0.12 always starts its gRPC APIs too (no switch turns them off), on 7070/7071 by
-# default: every run gets its own gRPC ports as well, on loopback, or two servers collide.
-DEFAULT_GRPC_INFERENCE_PORT = 7070
-DEFAULT_GRPC_MANAGEMENT_PORT = 7071
+# default, so two servers would collide there. Nothing in this project speaks gRPC: port 0 lets
+# the OS pick a free loopback port for each run.
+DEFAULT_GRPC_INFERENCE_PORT = 0
+DEFAULT_GRPC_MANAGEMENT_PORT = 0
 MODEL_NAME = "detector"
 PID_FILE = "torchserve.pid"
 CONFIG_FILE = "config.properties"

@@ -107,8 +107,8 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchServeF
     store = base / "model-store"
     build_archive(checkpoint, store, FIXTURE_VERSION, MODEL_NAME)
     run_dir = base / "run"
-    # inference, management, metrics, gRPC inference, gRPC management
-    server = torchserve_control.start(run_dir, store, *free_ports(5), timeout=START_TIMEOUT_SECONDS)
+    # inference, management, metrics (the gRPC APIs get OS-chosen ports)
+    server = torchserve_control.start(run_dir, store, *free_ports(3), timeout=START_TIMEOUT_SECONDS)
     try:
         yield TorchServeFixture(
             server.inference_url, server.management_url, server.metrics_url, store, run_dir, checkpoint, server.pid

@@ -14,6 +14,7 @@ from tests.conftest import TorchServeFixture, free_ports
 
 TEMPLATE = control.DEFAULT_CONFIG_TEMPLATE
 FAILING_START_TIMEOUT = 8.0
+LOOPBACK = ("127.0.0.1", "::ffff:127.0.0.1")
 
 
 def properties(text: str) -> dict[str, str]:
@@ -80,14 +81,14 @@ def test_second_server_runs_beside_the_first_and_stop_leaves_nothing(
     torchserve: TorchServeFixture, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "second"
-    server = control.start(run_dir, torchserve.model_store, *free_ports(5))
+    server = control.start(run_dir, torchserve.model_store, *free_ports(3))
     try:
         group = control.group_members(server.pid)
         assert len(group) >= 3  # launcher, Java frontend, worker
         reply = httpx.get(f"{server.inference_url}/ping", timeout=10)
         assert reply.status_code == 200
         with pytest.raises(control.TorchServeError, match="still running"):
-            control.start(run_dir, torchserve.model_store, *free_ports(5))
+            control.start(run_dir, torchserve.model_store, *free_ports(3))
     finally:
         assert control.stop(run_dir) is True
     assert control.group_members(server.pid) == []
@@ -103,7 +104,7 @@ def test_failed_start_shows_the_log_tail_and_leaves_nothing(tmp_path: Path) -> N
     empty_store.mkdir()
     run_dir = tmp_path / "failing"
     with pytest.raises(control.TorchServeError) as error:
-        control.start(run_dir, empty_store, *free_ports(5), timeout=FAILING_START_TIMEOUT)
+        control.start(run_dir, empty_store, *free_ports(3), timeout=FAILING_START_TIMEOUT)
     assert "no READY worker" in str(error.value)
     assert "ts_log.log" in str(error.value)
     assert not (run_dir / control.PID_FILE).exists()
@@ -111,10 +112,19 @@ def test_failed_start_shows_the_log_tail_and_leaves_nothing(tmp_path: Path) -> N
 
 def test_missing_store_is_refused_before_starting(tmp_path: Path) -> None:
     with pytest.raises(control.TorchServeError, match="does not exist"):
-        control.start(tmp_path / "run", tmp_path / "no-store", *free_ports(5))
+        control.start(tmp_path / "run", tmp_path / "no-store", *free_ports(3))
 
 
 def test_cli_status_and_stop_without_a_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert control.main(["status", "--run-dir", str(tmp_path)]) == 3
     assert control.main(["stop", "--run-dir", str(tmp_path)]) == 0
     assert "no TorchServe running" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_server_listens_on_loopback_only_and_not_on_fixed_grpc_ports(torchserve: TorchServeFixture) -> None:
+    processes = [psutil.Process(torchserve.pid), *psutil.Process(torchserve.pid).children(recursive=True)]
+    listening = [c.laddr for p in processes for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert len(listening) == 5  # inference, management, metrics, gRPC inference, gRPC management
+    assert all(address.ip in LOOPBACK for address in listening), listening
+    assert not {7070, 7071} & {address.port for address in listening}
