@@ -26,7 +26,7 @@ class ModelConfig:
     architecture: str = "cnn"
     n_mels: int = 80
     hidden: int = 64
-    channels: tuple[int, ...] = (16, 32, 48, 64)
+    channels: tuple[int, ...] = (8, 16, 32, 64)
     dropout: float = 0.2
 
     def save(self, path: Path) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from model.audio import decode_audio
@@ -22,6 +22,7 @@ from model.features import AudioFeatureExtractor, FeatureConfig, pad_batch
 from training.manifest import ManifestRow
 
 FRAMES_PER_SECOND = 100  # whisper hop: 160 samples at 16 kHz
+BUCKET_BATCHES = 50  # batches per sorted pool: similar lengths together, order still random
 
 
 class FeatureCache:
@@ -83,6 +84,11 @@ class AudioDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def frames(self) -> list[int]:
+        """Each item's frame count after cropping (for length bucketing)."""
+        lengths = [self.cache.get(row.path).shape[-1] for row in self.rows]
+        return [min(n, self.max_frames) if self.max_frames else n for n in lengths]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, float]:
         row = self.rows[index]
         features = self.cache.get(row.path)
@@ -99,3 +105,37 @@ def collate_fn(batch: Sequence[tuple[torch.Tensor, float]]) -> tuple[torch.Tenso
     features, labels = zip(*batch, strict=True)
     padded, lengths = pad_batch(list(features))
     return padded, lengths, torch.tensor(labels, dtype=torch.float32)
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of similar-length clips, so padding (and wasted compute) stays small.
+
+    Indices are shuffled, cut into pools of BUCKET_BATCHES batches, sorted by length within a
+    pool and batched; the batch order is shuffled again. Without `shuffle`, batches simply
+    follow sorted length (for evaluation, where order does not matter).
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+    ) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __iter__(self):
+        if not self.shuffle:
+            order = sorted(range(len(self.lengths)), key=self.lengths.__getitem__)
+            yield from (order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size))
+            return
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        pool_size = self.batch_size * BUCKET_BATCHES
+        batches = []
+        for start in range(0, len(order), pool_size):
+            pool = sorted(order[start : start + pool_size], key=self.lengths.__getitem__)
+            batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+        for index in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[index]
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from model.checkpoint import save_checkpoint
 from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
 from model.features import FeatureConfig
-from training.dataset import FRAMES_PER_SECOND, AudioDataset, FeatureCache, collate_fn
+from training.dataset import FRAMES_PER_SECOND, AudioDataset, FeatureCache, LengthBucketSampler, collate_fn
 from training.evaluate import evaluate_checkpoint
 from training.manifest import read_manifest
 from training.metrics import equal_error_rate
@@ -129,10 +129,10 @@ def train(config: TrainConfig) -> dict:
     generator = torch.Generator().manual_seed(config.seed)
     train_set = AudioDataset(splits["train"], cache, max_frames, random_crop=True, generator=generator)
     dev_set = AudioDataset(splits["dev"], cache, max_frames)
-    train_loader = DataLoader(
-        train_set, batch_size=config.batch_size, shuffle=True, collate_fn=collate_fn, generator=generator
-    )
-    dev_loader = DataLoader(dev_set, batch_size=config.batch_size, collate_fn=collate_fn)
+    train_sampler = LengthBucketSampler(train_set.frames(), config.batch_size, shuffle=True, generator=generator)
+    train_loader = DataLoader(train_set, batch_sampler=train_sampler, collate_fn=collate_fn)
+    dev_sampler = LengthBucketSampler(dev_set.frames(), config.batch_size, shuffle=False)
+    dev_loader = DataLoader(dev_set, batch_sampler=dev_sampler, collate_fn=collate_fn)
 
     # Model and optimiser.
     model_config = ModelConfig(architecture=config.architecture, n_mels=feature_config.n_mels)

@@ -11,7 +11,7 @@ import torch
 
 from model.features import FeatureConfig
 from tests.model.conftest import voiced
-from training.dataset import AudioDataset, FeatureCache, collate_fn
+from training.dataset import AudioDataset, FeatureCache, LengthBucketSampler, collate_fn
 from training.manifest import ManifestError, ManifestRow, read_manifest
 
 
@@ -75,3 +75,25 @@ def test_malformed_manifests_are_refused_with_the_line(tmp_path: Path, bad: str)
     path.write_text(bad)
     with pytest.raises(ManifestError, match=r"m\.csv"):
         read_manifest(path)
+
+
+def test_length_buckets_cover_every_clip_once_and_cut_padding() -> None:
+    lengths = torch.randint(10, 600, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
+    sampler = LengthBucketSampler(lengths, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(1))
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(i for batch in batches for i in batch) == list(range(1000))
+    assert all(len(batch) <= 16 for batch in batches)
+
+    def padded_frames(batch_list: list[list[int]]) -> int:
+        return sum(len(b) * max(lengths[i] for i in b) for b in batch_list)
+
+    plain = [list(range(i, min(i + 16, 1000))) for i in range(0, 1000, 16)]
+    assert padded_frames(batches) < 0.75 * padded_frames(plain)
+    again = list(LengthBucketSampler(lengths, 16, True, torch.Generator().manual_seed(1)))
+    assert again == batches
+
+
+def test_unshuffled_buckets_follow_length() -> None:
+    batches = list(LengthBucketSampler([5, 1, 4, 2, 3], batch_size=2, shuffle=False))
+    assert batches == [[1, 3], [4, 2], [0]]
