@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from http import HTTPStatus
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,6 +23,11 @@ class ErrorResponse(BaseModel):
     """Every error the gateway answers with."""
 
     detail: str = Field(examples=["The model server is unreachable; retry later."])
+
+
+def error_responses(descriptions: dict[HTTPStatus, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses, all answered with `ErrorResponse`."""
+    return {status: {"model": ErrorResponse, "description": text} for status, text in descriptions.items()}
 
 
 class Segment(BaseModel):

@@ -9,23 +9,34 @@ from fastapi import APIRouter, Depends, Path
 
 from gateway.auth import require_admin
 from gateway.dependencies import TorchServeDep
-from gateway.schemas import VERSION_PATTERN, ErrorResponse, ModelVersion, ModelVersions, RegisterVersion, ScaleWorkers
+from gateway.schemas import (
+    VERSION_PATTERN,
+    ModelVersion,
+    ModelVersions,
+    RegisterVersion,
+    ScaleWorkers,
+    error_responses,
+)
 
 VersionPath = Annotated[str, Path(pattern=VERSION_PATTERN, description="A registered model version, e.g. 1.0.")]
 
-READ_ERRORS: dict[int | str, dict] = {
-    HTTPStatus.NOT_FOUND: {"model": ErrorResponse, "description": "No such model version."},
-    HTTPStatus.UNPROCESSABLE_ENTITY: {"model": ErrorResponse, "description": "Invalid request."},
-    HTTPStatus.BAD_GATEWAY: {"model": ErrorResponse, "description": "The model server failed."},
-    HTTPStatus.SERVICE_UNAVAILABLE: {"model": ErrorResponse, "description": "The model server is unreachable."},
-    HTTPStatus.GATEWAY_TIMEOUT: {"model": ErrorResponse, "description": "The model server did not answer in time."},
-}
-ADMIN_ERRORS: dict[int | str, dict] = {
-    HTTPStatus.BAD_REQUEST: {"model": ErrorResponse, "description": "TorchServe refused the change."},
-    HTTPStatus.UNAUTHORIZED: {"model": ErrorResponse, "description": "Missing or wrong admin bearer token."},
-    HTTPStatus.FORBIDDEN: {"model": ErrorResponse, "description": "No admin token is configured: changes are off."},
-    HTTPStatus.CONFLICT: {"model": ErrorResponse, "description": "The change conflicts with what is registered."},
-}
+READ_ERRORS = error_responses(
+    {
+        HTTPStatus.NOT_FOUND: "No such model version (or archive, when registering).",
+        HTTPStatus.UNPROCESSABLE_ENTITY: "Invalid request.",
+        HTTPStatus.BAD_GATEWAY: "The model server failed.",
+        HTTPStatus.SERVICE_UNAVAILABLE: "The model server is unreachable.",
+        HTTPStatus.GATEWAY_TIMEOUT: "The model server did not answer in time.",
+    }
+)
+ADMIN_ERRORS = error_responses(
+    {
+        HTTPStatus.BAD_REQUEST: "TorchServe refused the change.",
+        HTTPStatus.UNAUTHORIZED: "Missing or wrong admin bearer token.",
+        HTTPStatus.FORBIDDEN: "No admin token is configured: version changes are off.",
+        HTTPStatus.CONFLICT: "The change conflicts with what is registered (e.g. removing the default version).",
+    }
+)
 
 router = APIRouter(prefix="/models", tags=["model versions"], responses=READ_ERRORS)
 admin = APIRouter(

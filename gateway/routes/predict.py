@@ -11,7 +11,7 @@ from gateway.builtin_signal import FILENAME as TEST_SIGNAL_FILENAME
 from gateway.builtin_signal import builtin_signal_wav
 from gateway.dependencies import SettingsDep, TorchServeDep
 from gateway.errors import upload_too_large
-from gateway.schemas import VERSION_PATTERN, ErrorResponse, Prediction
+from gateway.schemas import VERSION_PATTERN, Prediction, error_responses
 from gateway.uploads import safe_filename
 
 VersionQuery = Annotated[
@@ -19,24 +19,22 @@ VersionQuery = Annotated[
     Query(pattern=VERSION_PATTERN, description="Model version to score with; the default version when omitted."),
 ]
 
-MODEL_SERVER_ERRORS: dict[int | str, dict] = {
-    HTTPStatus.NOT_FOUND: {
-        "model": ErrorResponse,
-        "description": "The model or the requested version is not registered.",
-    },
-    HTTPStatus.UNPROCESSABLE_ENTITY: {"model": ErrorResponse, "description": "Invalid request, or unusable audio."},
-    HTTPStatus.BAD_GATEWAY: {"model": ErrorResponse, "description": "The model server failed."},
-    HTTPStatus.SERVICE_UNAVAILABLE: {
-        "model": ErrorResponse,
-        "description": "The model server is down or has no ready worker.",
-    },
-    HTTPStatus.GATEWAY_TIMEOUT: {"model": ErrorResponse, "description": "The model server did not answer in time."},
-}
-UPLOAD_ERRORS: dict[int | str, dict] = {
-    HTTPStatus.BAD_REQUEST: {"model": ErrorResponse, "description": "The body is not valid multipart form data."},
-    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: {"model": ErrorResponse, "description": "The file or its audio is too large."},
-    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: {"model": ErrorResponse, "description": "The file is not decodable audio."},
-}
+MODEL_SERVER_ERRORS = error_responses(
+    {
+        HTTPStatus.NOT_FOUND: "The model or the requested version is not registered.",
+        HTTPStatus.UNPROCESSABLE_ENTITY: "Invalid request, or unusable audio.",
+        HTTPStatus.BAD_GATEWAY: "The model server failed.",
+        HTTPStatus.SERVICE_UNAVAILABLE: "The model server is down or has no ready worker.",
+        HTTPStatus.GATEWAY_TIMEOUT: "The model server did not answer in time.",
+    }
+)
+UPLOAD_ERRORS = error_responses(
+    {
+        HTTPStatus.BAD_REQUEST: "The body is not valid multipart form data.",
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The file is over the upload limit, or its audio is too long.",
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The file is not decodable audio.",
+    }
+)
 
 router = APIRouter(tags=["prediction"], responses=MODEL_SERVER_ERRORS)
 
