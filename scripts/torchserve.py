@@ -32,7 +32,12 @@ import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_TEMPLATE = REPO_ROOT / "config.properties"
-VENV_BIN = Path(sys.executable).parent
+# The venv that runs this script (make uses .venv/bin/python), else the repository's .venv.
+VENV_BIN = (
+    Path(sys.executable).parent
+    if (Path(sys.executable).parent / "torchserve").exists()
+    else REPO_ROOT / ".venv" / "bin"
+)
 HOST = "127.0.0.1"
 DEFAULT_INFERENCE_PORT = 8080
 DEFAULT_MANAGEMENT_PORT = 8081
