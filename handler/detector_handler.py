@@ -26,6 +26,8 @@ from ts.torch_handler.base_handler import BaseHandler
 from model.audio import (
     DEFAULT_DECODE_TIMEOUT_SECONDS,
     AudioDecodeError,
+    AudioTooLongError,
+    UnusableAudioError,
     decode_audio,
 )
 from model.inference import AudioDetector, ClipScore
@@ -43,15 +45,8 @@ STATUS_TOO_LARGE = 413
 STATUS_UNSUPPORTED = 415
 STATUS_UNPROCESSABLE = 422
 STATUS_INTERNAL = 500
-# model.audio raises one AudioDecodeError type with a human message; these fragments of its
-# messages pick the status (tests/handler pins every case, so a reworded message is caught).
-STATUS_BY_MESSAGE = (
-    ("more than the limit", STATUS_TOO_LARGE),
-    ("is empty", STATUS_UNPROCESSABLE),
-    ("no audio samples", STATUS_UNPROCESSABLE),
-    ("is needed", STATUS_UNPROCESSABLE),
-    ("NaN or infinite", STATUS_UNPROCESSABLE),
-)
+# model.audio's AudioDecodeError subclasses say what is wrong; anything else undecodable is 415.
+STATUS_BY_ERROR = ((AudioTooLongError, STATUS_TOO_LARGE), (UnusableAudioError, STATUS_UNPROCESSABLE))
 NO_AUDIO_MESSAGE = "the request has no audio: send the file as the request body or as multipart field 'data' or 'file'"
 NOT_BYTES_MESSAGE = "the request's audio was sent as text; send the raw file bytes"
 INTERNAL_MESSAGE = "the audio could not be processed because of an internal error"
@@ -144,11 +139,7 @@ def audio_payload(row: dict[str, Any]) -> bytes | RequestError:
 
 def status_for(error: AudioDecodeError) -> int:
     """413 for audio over the limit, 422 for empty/short/NaN audio, 415 for anything not decodable."""
-    message = str(error)
-    for fragment, status in STATUS_BY_MESSAGE:
-        if fragment in message:
-            return status
-    return STATUS_UNSUPPORTED
+    return next((status for kind, status in STATUS_BY_ERROR if isinstance(error, kind)), STATUS_UNSUPPORTED)
 
 
 def torch_threads(settings: dict[str, Any], model_config: dict[str, Any]) -> int:

@@ -32,6 +32,18 @@ class AudioDecodeError(ValueError):
     """The input is not usable audio; the message is safe to show to the person who sent it."""
 
 
+class UnsupportedAudioError(AudioDecodeError):
+    """Not audio at all, a format no decoder knows, corrupt, or too slow to decode."""
+
+
+class UnusableAudioError(AudioDecodeError):
+    """Decodable, but nothing to score: empty, too short, or non-finite samples."""
+
+
+class AudioTooLongError(AudioDecodeError):
+    """Longer than the caller's duration limit."""
+
+
 def decode_audio(
     source: AudioSource,
     *,
@@ -41,9 +53,9 @@ def decode_audio(
     """Return the audio as a 1-D float32 array at SAMPLE_RATE, or raise AudioDecodeError."""
     if isinstance(source, bytes | bytearray | memoryview):
         if len(source) == 0:
-            raise AudioDecodeError("the file is empty")
+            raise UnusableAudioError("the file is empty")
     elif not Path(source).is_file():
-        raise AudioDecodeError("no such audio file")
+        raise UnsupportedAudioError("no such audio file")
     try:
         samples, rate = _read_with_soundfile(source, max_seconds)
     except _NotForSoundfile:
@@ -61,7 +73,7 @@ def _read_with_soundfile(source: AudioSource, max_seconds: float) -> tuple[np.nd
         with sf.SoundFile(handle) as f:
             rate = f.samplerate
             if f.frames > 0 and f.frames / rate > max_seconds:
-                raise AudioDecodeError(_too_long_message(f.frames / rate, max_seconds))
+                raise AudioTooLongError(_too_long_message(f.frames / rate, max_seconds))
             samples = f.read(frames=int(max_seconds * rate) + 1, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise _NotForSoundfile from error
@@ -88,25 +100,25 @@ def _read_with_ffmpeg(source: AudioSource, max_seconds: float, timeout: float) -
         try:
             result = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as error:
-            raise AudioDecodeError(f"decoding took longer than {timeout:g} s") from error
+            raise UnsupportedAudioError(f"decoding took longer than {timeout:g} s") from error
         if result.returncode != 0 or not output_path.exists():
-            raise AudioDecodeError("the file is not a supported audio format or is corrupt")
+            raise UnsupportedAudioError("the file is not a supported audio format or is corrupt")
         samples, rate = sf.read(output_path, dtype="float32", always_2d=True)
     return samples, rate
 
 
 def _to_model_input(samples: np.ndarray, rate: int, max_seconds: float) -> np.ndarray:
     if samples.size == 0:
-        raise AudioDecodeError("the file contains no audio samples")
+        raise UnusableAudioError("the file contains no audio samples")
     duration = samples.shape[0] / rate
     if duration > max_seconds:
-        raise AudioDecodeError(_too_long_message(duration, max_seconds))
+        raise AudioTooLongError(_too_long_message(duration, max_seconds))
     if duration < MIN_AUDIO_SECONDS:
-        raise AudioDecodeError(
+        raise UnusableAudioError(
             f"the audio is {duration * 1000:.0f} ms long; at least {MIN_AUDIO_SECONDS * 1000:.0f} ms is needed"
         )
     if not np.isfinite(samples).all():
-        raise AudioDecodeError("the audio contains NaN or infinite sample values")
+        raise UnusableAudioError("the audio contains NaN or infinite sample values")
     mono = samples.mean(axis=1, dtype=np.float32)
     return resample(mono, rate)
 

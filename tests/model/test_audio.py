@@ -125,3 +125,16 @@ def test_truncated_file_is_reported_not_crashed(tmp_path: Path) -> None:
 def test_missing_path() -> None:
     with pytest.raises(AudioDecodeError, match="no such audio file"):
         decode_audio("/nonexistent/clip.wav")
+
+
+def test_error_kinds_say_what_is_wrong(tmp_path: Path) -> None:
+    from model.audio import AudioTooLongError, UnsupportedAudioError, UnusableAudioError
+
+    with pytest.raises(UnsupportedAudioError):
+        decode_audio(BAD_INPUTS["text"])
+    with pytest.raises(UnusableAudioError):
+        decode_audio(b"")
+    path = tmp_path / "long.wav"
+    sf.write(path, voiced(3.0, 16_000), 16_000)
+    with pytest.raises(AudioTooLongError):
+        decode_audio(path, max_seconds=1.0)
