@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torchaudio.transforms as tat
 
-from model.audio import decode_audio
+from model.audio import SAMPLE_RATE, decode_audio
 
 TTS_TIMEOUT_SECONDS = 60.0
 GRIFFIN_LIM_MOMENTUM = 0.99
@@ -43,7 +43,8 @@ ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "f1", "f2", "f3", "f4")
 ESPEAK_WPM_RANGE = (130, 190)
 ESPEAK_PITCH_RANGE = (25, 75)
 STRETCH_RANGE = (0.85, 1.25)
-GRIFFIN_LIM_FFT_SIZES = (256, 512, 1024)
+GRIFFIN_LIM_FFT_SIZES = (512, 1024)
+GRIFFIN_LIM_MEL_BANDS = 80  # the TTS vocoder bottleneck: text-to-speech models predict mel frames
 GRIFFIN_LIM_ITERATIONS = (8, 16, 32)
 
 
@@ -104,9 +105,19 @@ def _tool(name: str) -> str:
 
 
 def griffin_lim(samples: np.ndarray, voice: Voice, seed: int) -> np.ndarray:
-    """Resynthesise a clip from its magnitude STFT with random initial phase (seeded)."""
+    """Vocode a clip as a Tacotron-style TTS would: 80-band mel → linear magnitude → Griffin-Lim.
+
+    The mel bottleneck is what a TTS acoustic model predicts; inverting it (least squares, then
+    Griffin-Lim phase estimation from a seeded random start) gives the classic vocoder artefacts.
+    Inverting the exact linear magnitude instead would only re-estimate phase, which is not an
+    attack any TTS system produces.
+    """
     hop = voice.fft_size // 4
+    n_stft = voice.fft_size // 2 + 1
     spectrogram = tat.Spectrogram(n_fft=voice.fft_size, hop_length=hop, power=1.0)
+    to_mel = tat.MelScale(n_mels=GRIFFIN_LIM_MEL_BANDS, sample_rate=SAMPLE_RATE, n_stft=n_stft)
+    # gelsd (SVD) tolerates the rank-deficient filterbank that short FFTs give.
+    from_mel = tat.InverseMelScale(n_stft=n_stft, n_mels=GRIFFIN_LIM_MEL_BANDS, sample_rate=SAMPLE_RATE, driver="gelsd")
     inverse = tat.GriffinLim(
         n_fft=voice.fft_size,
         hop_length=hop,
@@ -118,7 +129,7 @@ def griffin_lim(samples: np.ndarray, voice: Voice, seed: int) -> np.ndarray:
     torch.manual_seed(seed)
     with torch.no_grad():
         magnitude = spectrogram(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
-        audio = inverse(magnitude)
+        audio = inverse(from_mel(to_mel(magnitude)).clamp(min=0.0))
     return audio.numpy().astype(np.float32)
 
 
