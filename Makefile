@@ -8,6 +8,8 @@ MODEL_DIR  ?= artifacts/default
 STORE      ?= model-store
 SETUP_STAMP := $(VENV)/.installed
 
+RUN_DIR    ?= runs/serve
+
 .PHONY: setup data train train-baseline evaluate archive serve stop demo test bench load lint format clean
 
 setup:                      ## install Debian packages and the .venv (idempotent)
@@ -27,6 +29,24 @@ train-baseline: $(SETUP_STAMP)  ## train the seed's ImprovedDetector the same wa
 
 evaluate: $(SETUP_STAMP)    ## evaluate a run on the test split (+ MP3 re-encoded copy)
 	$(PY) -m training.evaluate --checkpoint $(RUN) --manifest $(MANIFEST)
+
+archive: $(SETUP_STAMP)     ## package $(MODEL_DIR) as $(STORE)/detector.mar (load-tested before it is stored)
+	$(PY) -m scripts.archive --checkpoint $(MODEL_DIR) --store $(STORE)
+
+serve: $(SETUP_STAMP)       ## start TorchServe (127.0.0.1:8080-8082) and the gateway (:8000); returns when healthy
+	$(PY) -m scripts.serve start --run-dir $(RUN_DIR) --model-store $(STORE)
+
+stop:                       ## stop exactly the processes `make serve` started
+	$(PY) -m scripts.serve stop --run-dir $(RUN_DIR)
+
+demo:                       ## the main job: setup, archive, serve, classify a real and a fake recording
+	bash scripts/demo.sh
+
+bench: $(SETUP_STAMP)       ## latency/throughput/memory of offline scoring and of the served path
+	$(PY) -m scripts.bench
+
+load: $(SETUP_STAMP)        ## load test: 5,000 mixed requests at concurrency 32 against a fresh stack
+	$(PY) -m scripts.load_test
 
 lint: $(SETUP_STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

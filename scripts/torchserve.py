@@ -207,15 +207,15 @@ def log_tail(run_dir: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(parts) or f"(no logs under {run_dir}/logs)"
 
 
-def write_pid(run_dir: Path, pid: int) -> None:
+def write_pid(run_dir: Path, pid: int, pid_file: str = PID_FILE) -> None:
     """Record the pid with its start time, so a recycled pid is never mistaken for our server."""
     created = psutil.Process(pid).create_time()
-    (run_dir / PID_FILE).write_text(f"{pid} {created}\n")
+    (run_dir / pid_file).write_text(f"{pid} {created}\n")
 
 
-def running_pid(run_dir: Path) -> int | None:
+def running_pid(run_dir: Path, pid_file: str = PID_FILE) -> int | None:
     """The recorded server pid if that very process (same start time) still runs, else None."""
-    path = Path(run_dir) / PID_FILE
+    path = Path(run_dir) / pid_file
     if not path.is_file():
         return None
     pid_text, created_text = path.read_text().split()
@@ -236,8 +236,16 @@ def stop(run_dir: Path, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
     is killed. Nothing outside that group is touched.
     """
     run_dir = Path(run_dir).resolve()
-    pid_path = run_dir / PID_FILE
-    pid = running_pid(run_dir)
+    if not stop_group(run_dir, PID_FILE, timeout):
+        return False
+    shutil.rmtree(run_dir / "tmp", ignore_errors=True)  # unpacked archives; logs stay for reading
+    return True
+
+
+def stop_group(run_dir: Path, pid_file: str, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
+    """SIGTERM the process group recorded in run_dir/pid_file, SIGKILL what outlives `timeout`."""
+    pid_path = Path(run_dir) / pid_file
+    pid = running_pid(run_dir, pid_file)
     if pid is None:
         pid_path.unlink(missing_ok=True)
         return False
@@ -247,7 +255,6 @@ def stop(run_dir: Path, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
         if not wait_group_gone(pid, timeout):
             raise TorchServeError(f"processes of group {pid} survived SIGKILL")
     pid_path.unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "tmp", ignore_errors=True)  # unpacked archives; logs stay for reading
     return True
 
 

@@ -1,0 +1,116 @@
+"""Run the whole service: TorchServe (loopback) plus the FastAPI gateway in front of it.
+
+    python -m scripts.serve start [--run-dir runs/serve] [--port 8000]   # returns once healthy
+    python -m scripts.serve stop  [--run-dir runs/serve]                  # stops exactly those
+
+Both run in their own process sessions with their pids (and start times) recorded in the run
+directory, so `stop` ends them, and every worker they spawned, by process group, never by name.
+Logs: <run-dir>/logs/ (TorchServe's) and <run-dir>/logs/gateway.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from scripts import torchserve
+
+GATEWAY_PID_FILE = "gateway.pid"
+GATEWAY_LOG = "gateway.log"
+DEFAULT_GATEWAY_PORT = 8000
+HEALTH_TIMEOUT_SECONDS = 60.0
+POLL_SECONDS = 0.5
+DEFAULT_ARCHIVE = "detector.mar"
+
+
+class ServeError(RuntimeError):
+    """The stack did not come up; the message says where to look."""
+
+
+def start(run_dir: Path, model_store: Path, port: int = DEFAULT_GATEWAY_PORT) -> str:
+    """Start TorchServe, then the gateway; return the gateway URL once GET / answers 200."""
+    run_dir = Path(run_dir).resolve()
+    if not (Path(model_store) / DEFAULT_ARCHIVE).is_file():
+        raise ServeError(f"{model_store}/{DEFAULT_ARCHIVE} is missing; build it with `make archive`")
+    if torchserve.running_pid(run_dir, GATEWAY_PID_FILE) is not None:
+        raise ServeError(f"a gateway started from {run_dir} is still running; `make stop` first")
+    server = torchserve.start(run_dir, model_store)
+    env = {
+        **os.environ,
+        "DETECTOR_TORCHSERVE_INFERENCE_URL": server.inference_url,
+        "DETECTOR_TORCHSERVE_MANAGEMENT_URL": server.management_url,
+        "DETECTOR_TORCHSERVE_METRICS_URL": server.metrics_url,
+    }
+    command = [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", torchserve.HOST, "--port", str(port)]
+    with open(run_dir / "logs" / GATEWAY_LOG, "ab") as log:
+        process = subprocess.Popen(
+            command, cwd=torchserve.REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    torchserve.write_pid(run_dir, process.pid, GATEWAY_PID_FILE)
+    url = f"http://{torchserve.HOST}:{port}"
+    try:
+        wait_healthy(url, process)
+    except ServeError:
+        stop(run_dir)
+        raise
+    return url
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServeError(f"the gateway exited with code {process.returncode}; see logs/{GATEWAY_LOG}")
+        try:
+            if httpx.get(url + "/", timeout=POLL_SECONDS * 4).status_code == httpx.codes.OK:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(POLL_SECONDS)
+    raise ServeError(f"the gateway at {url} was not healthy within {timeout:.0f} s; see logs/{GATEWAY_LOG}")
+
+
+def stop(run_dir: Path) -> bool:
+    """Stop the gateway, then TorchServe; True if anything was running."""
+    run_dir = Path(run_dir).resolve()
+    gateway = torchserve.stop_group(run_dir, GATEWAY_PID_FILE)
+    server = torchserve.stop(run_dir)
+    return gateway or server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.serve",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    start_parser = commands.add_parser("start", help="start TorchServe and the gateway; wait until healthy")
+    stop_parser = commands.add_parser("stop", help="stop the gateway and TorchServe started from the run dir")
+    for sub in (start_parser, stop_parser):
+        sub.add_argument("--run-dir", type=Path, default=Path("runs/serve"), help="default: runs/serve")
+    start_parser.add_argument("--model-store", type=Path, default=Path("model-store"), help="default: model-store")
+    start_parser.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT, help="gateway port (default 8000)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            url = start(args.run_dir, args.model_store, args.port)
+            print(f"serving: gateway {url} (docs {url}/docs, upload page {url}/ui); `make stop` stops it")
+        else:
+            print("stopped" if stop(args.run_dir) else "nothing was running")
+    except (ServeError, torchserve.TorchServeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
