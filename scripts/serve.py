@@ -33,16 +33,32 @@ class ServeError(RuntimeError):
     """The stack did not come up; the message says where to look."""
 
 
-def start(run_dir: Path, model_store: Path, port: int = DEFAULT_GATEWAY_PORT) -> str:
-    """Start TorchServe, then the gateway; return the gateway URL once GET / answers 200."""
+def start(
+    run_dir: Path,
+    model_store: Path,
+    port: int = DEFAULT_GATEWAY_PORT,
+    torchserve_ports: tuple[int, int, int] | None = None,
+    environment: dict[str, str] | None = None,
+) -> str:
+    """Start TorchServe, then the gateway; return the gateway URL once GET / answers 200.
+
+    `torchserve_ports` (inference, management, metrics) default to 8080-8082; `environment`
+    adds DETECTOR_* settings for the gateway (e.g. an admin token).
+    """
     run_dir = Path(run_dir).resolve()
     if not (Path(model_store) / DEFAULT_ARCHIVE).is_file():
         raise ServeError(f"{model_store}/{DEFAULT_ARCHIVE} is missing; build it with `make archive`")
     if torchserve.running_pid(run_dir, GATEWAY_PID_FILE) is not None:
         raise ServeError(f"a gateway started from {run_dir} is still running; `make stop` first")
-    server = torchserve.start(run_dir, model_store)
+    ports = torchserve_ports or (
+        torchserve.DEFAULT_INFERENCE_PORT,
+        torchserve.DEFAULT_MANAGEMENT_PORT,
+        torchserve.DEFAULT_METRICS_PORT,
+    )
+    server = torchserve.start(run_dir, model_store, *ports)
     env = {
         **os.environ,
+        **(environment or {}),
         "DETECTOR_TORCHSERVE_INFERENCE_URL": server.inference_url,
         "DETECTOR_TORCHSERVE_MANAGEMENT_URL": server.management_url,
         "DETECTOR_TORCHSERVE_METRICS_URL": server.metrics_url,
