@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,18 @@ def start(
         stop(run_dir)
         raise
     return url
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS reports free on loopback (held open together so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((torchserve.HOST, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
