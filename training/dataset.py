@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,6 +24,35 @@ from training.manifest import ManifestRow
 
 FRAMES_PER_SECOND = 100  # whisper hop: 160 samples at 16 kHz
 BUCKET_BATCHES = 50  # batches per sorted pool: similar lengths together, order still random
+
+
+@dataclass(frozen=True)
+class SpecAugment:
+    """Training-only masking of random mel bands and time spans (SpecAugment), filled with the
+    clip's mean, so the detector cannot lean on any single band or moment."""
+
+    freq_masks: int = 2
+    max_freq_width: int = 8
+    time_masks: int = 2
+    max_time_fraction: float = 0.1
+
+    def __call__(self, features: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        features = features.clone()
+        fill = features.mean()
+        bins, frames = features.shape
+
+        def draw(limit: int) -> int:
+            return int(torch.randint(max(1, limit) + 1, (1,), generator=generator))
+
+        for _ in range(self.freq_masks):
+            width = draw(self.max_freq_width)
+            start = draw(bins - width)
+            features[start : start + width, :] = fill
+        for _ in range(self.time_masks):
+            width = draw(int(self.max_time_fraction * frames))
+            start = draw(frames - width)
+            features[:, start : start + width] = fill
+        return features
 
 
 class FeatureCache:
@@ -74,12 +104,14 @@ class AudioDataset(Dataset):
         max_frames: int | None = None,
         random_crop: bool = False,
         generator: torch.Generator | None = None,
+        augment: SpecAugment | None = None,
     ) -> None:
         self.rows = list(rows)
         self.cache = cache
         self.max_frames = max_frames
         self.random_crop = random_crop
         self.generator = generator
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -97,6 +129,8 @@ class AudioDataset(Dataset):
             spare = frames - self.max_frames
             start = int(torch.randint(spare + 1, (1,), generator=self.generator)) if self.random_crop else spare // 2
             features = features[:, start : start + self.max_frames]
+        if self.augment is not None:
+            features = self.augment(features, self.generator)
         return features, 1.0 if row.is_real else 0.0
 
 

@@ -23,7 +23,14 @@ from tqdm import tqdm
 from model.checkpoint import save_checkpoint
 from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
 from model.features import FeatureConfig
-from training.dataset import FRAMES_PER_SECOND, AudioDataset, FeatureCache, LengthBucketSampler, collate_fn
+from training.dataset import (
+    FRAMES_PER_SECOND,
+    AudioDataset,
+    FeatureCache,
+    LengthBucketSampler,
+    SpecAugment,
+    collate_fn,
+)
 from training.evaluate import evaluate_checkpoint
 from training.manifest import read_manifest
 from training.metrics import equal_error_rate
@@ -46,6 +53,7 @@ class TrainConfig:
     version: str = "1.0"
     evaluate: bool = True
     threads: int = 0
+    spec_augment: bool = True
 
 
 HELP = {
@@ -63,6 +71,7 @@ HELP = {
     "version": "model version recorded in the checkpoint (used by the archive)",
     "evaluate": "evaluate the best checkpoint on the test split afterwards",
     "threads": "torch CPU threads (0 = torch's default)",
+    "spec_augment": "mask random mel bands and time spans of training clips (SpecAugment)",
 }
 
 
@@ -127,7 +136,8 @@ def train(config: TrainConfig) -> dict:
     cache.fill([r.path for r in splits["train"] + splits["dev"]], description="log-mel features")
     max_frames = int(feature_config.window_seconds * FRAMES_PER_SECOND)
     generator = torch.Generator().manual_seed(config.seed)
-    train_set = AudioDataset(splits["train"], cache, max_frames, random_crop=True, generator=generator)
+    augment = SpecAugment() if config.spec_augment else None
+    train_set = AudioDataset(splits["train"], cache, max_frames, random_crop=True, generator=generator, augment=augment)
     dev_set = AudioDataset(splits["dev"], cache, max_frames)
     train_sampler = LengthBucketSampler(train_set.frames(), config.batch_size, shuffle=True, generator=generator)
     train_loader = DataLoader(train_set, batch_sampler=train_sampler, collate_fn=collate_fn)

@@ -11,7 +11,7 @@ import torch
 
 from model.features import FeatureConfig
 from tests.model.conftest import voiced
-from training.dataset import AudioDataset, FeatureCache, LengthBucketSampler, collate_fn
+from training.dataset import AudioDataset, FeatureCache, LengthBucketSampler, SpecAugment, collate_fn
 from training.manifest import ManifestError, ManifestRow, read_manifest
 
 
@@ -97,3 +97,15 @@ def test_length_buckets_cover_every_clip_once_and_cut_padding() -> None:
 def test_unshuffled_buckets_follow_length() -> None:
     batches = list(LengthBucketSampler([5, 1, 4, 2, 3], batch_size=2, shuffle=False))
     assert batches == [[1, 3], [4, 2], [0]]
+
+
+def test_spec_augment_masks_bands_and_spans_with_the_clip_mean() -> None:
+    features = torch.arange(80 * 200, dtype=torch.float32).reshape(80, 200)
+    masked = SpecAugment(freq_masks=1, max_freq_width=8, time_masks=1, max_time_fraction=0.1)(
+        features, torch.Generator().manual_seed(3)
+    )
+    changed = masked != features
+    assert changed.any() and not torch.equal(features, masked)
+    assert torch.allclose(masked[changed], features.mean())
+    assert changed.all(dim=1).sum() <= 8  # whole masked bands: at most one mask of 8
+    assert torch.equal(features, torch.arange(80 * 200, dtype=torch.float32).reshape(80, 200))  # input untouched
