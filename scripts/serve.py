@@ -2,6 +2,7 @@
 
     python -m scripts.serve start [--run-dir runs/serve] [--port 8000]   # returns once healthy
     python -m scripts.serve stop  [--run-dir runs/serve]                  # stops exactly those
+    python -m scripts.serve run   [--host 0.0.0.0]      # start, stay in the foreground until SIGTERM
 
 Both run in their own process sessions with their pids (and start times) recorded in the run
 directory, so `stop` ends them, and every worker they spawned, by process group, never by name.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,11 +42,13 @@ def start(
     port: int = DEFAULT_GATEWAY_PORT,
     torchserve_ports: tuple[int, int, int] | None = None,
     environment: dict[str, str] | None = None,
+    host: str = torchserve.HOST,
 ) -> str:
     """Start TorchServe, then the gateway; return the gateway URL once GET / answers 200.
 
     `torchserve_ports` (inference, management, metrics) default to 8080-8082; `environment`
-    adds DETECTOR_* settings for the gateway (e.g. an admin token).
+    adds DETECTOR_* settings for the gateway (e.g. an admin token). `host` is the gateway's
+    bind address; TorchServe always stays on loopback.
     """
     run_dir = Path(run_dir).resolve()
     if not (Path(model_store) / DEFAULT_ARCHIVE).is_file():
@@ -64,7 +68,7 @@ def start(
         "DETECTOR_TORCHSERVE_MANAGEMENT_URL": server.management_url,
         "DETECTOR_TORCHSERVE_METRICS_URL": server.metrics_url,
     }
-    command = [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", torchserve.HOST, "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", host, "--port", str(port)]
     with open(run_dir / "logs" / GATEWAY_LOG, "ab") as log:
         process = subprocess.Popen(
             command, cwd=torchserve.REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -114,6 +118,27 @@ def stop(run_dir: Path) -> bool:
     return gateway or server
 
 
+def run_foreground(run_dir: Path, model_store: Path, port: int, host: str) -> None:
+    """Start the stack and hold the foreground (a container's main process) until SIGTERM/SIGINT."""
+    url = start(run_dir, model_store, port, host=host)
+    print(f"serving on {url}", flush=True)
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        while not stopping:
+            if torchserve.running_pid(run_dir, GATEWAY_PID_FILE) is None or torchserve.running_pid(run_dir) is None:
+                raise ServeError("the gateway or TorchServe exited; see the logs in the run directory")
+            time.sleep(POLL_SECONDS * 4)
+    finally:
+        stop(run_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.serve",
@@ -124,14 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     start_parser = commands.add_parser("start", help="start TorchServe and the gateway; wait until healthy")
     stop_parser = commands.add_parser("stop", help="stop the gateway and TorchServe started from the run dir")
-    for sub in (start_parser, stop_parser):
+    run_parser = commands.add_parser("run", help="start, then stay in the foreground until SIGTERM (containers)")
+    for sub in (start_parser, stop_parser, run_parser):
         sub.add_argument("--run-dir", type=Path, default=Path("runs/serve"), help="default: runs/serve")
-    start_parser.add_argument("--model-store", type=Path, default=Path("model-store"), help="default: model-store")
-    start_parser.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT, help="gateway port (default 8000)")
+    for sub in (start_parser, run_parser):
+        sub.add_argument("--model-store", type=Path, default=Path("model-store"), help="default: model-store")
+        sub.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT, help="gateway port (default 8000)")
+        sub.add_argument("--host", default=torchserve.HOST, help="gateway bind address (default 127.0.0.1)")
     args = parser.parse_args(argv)
     try:
-        if args.command == "start":
-            url = start(args.run_dir, args.model_store, args.port)
+        if args.command == "run":
+            run_foreground(args.run_dir.resolve(), args.model_store, args.port, args.host)
+        elif args.command == "start":
+            url = start(args.run_dir, args.model_store, args.port, host=args.host)
             print(f"serving: gateway {url} (docs {url}/docs, upload page {url}/ui); `make stop` stops it")
         else:
             print("stopped" if stop(args.run_dir) else "nothing was running")
