@@ -27,6 +27,10 @@ DEFAULT_WINDOW_SECONDS = 6.0
 REFERENCE_SEED = 1234
 REFERENCE_SECONDS = 1.0
 REFERENCE_TOLERANCE = 1e-3
+DEFAULT_TARGET_LEVEL_DBFS = -25.0
+LEVEL_FRAME_SAMPLES = 320  # 20 ms at 16 kHz
+LEVEL_ACTIVE_RANGE_DB = 40.0  # frames this far below the loudest one count as silence
+SILENCE_RMS = 1e-6  # below this nothing is audible: leave the clip alone rather than boost noise
 
 
 class FeatureConfigMismatch(ValueError):
@@ -44,6 +48,9 @@ class FeatureConfig:
     hop_length: int = WHISPER_HOP_LENGTH
     # Longer audio is scored in windows of at most this length (training crops to it).
     window_seconds: float = DEFAULT_WINDOW_SECONDS
+    # Each window is scaled so its active-speech RMS is this level before the log-mel: Whisper's
+    # log-mel is absolute, so without this the recording level would be a cue (None disables).
+    target_level_dbfs: float | None = DEFAULT_TARGET_LEVEL_DBFS
     # Per-bin means of the features of a fixed reference signal, filled in at save time.
     reference_bin_means: tuple[float, ...] = field(default=(), compare=False)
 
@@ -97,8 +104,25 @@ class FeatureConfig:
         return cls(**values)
 
 
+def normalize_level(waveform: np.ndarray, target_dbfs: float) -> np.ndarray:
+    """Scale so the RMS of the active (non-silent) 20 ms frames is `target_dbfs`.
+
+    Measuring active frames only keeps leading/trailing silence from changing the gain.
+    """
+    usable = len(waveform) // LEVEL_FRAME_SAMPLES * LEVEL_FRAME_SAMPLES
+    frames = waveform[:usable].reshape(-1, LEVEL_FRAME_SAMPLES) if usable else waveform[None, :]
+    energy = (frames.astype(np.float64) ** 2).mean(axis=1)
+    active = energy >= energy.max() * 10 ** (-LEVEL_ACTIVE_RANGE_DB / 10)
+    rms = float(np.sqrt(energy[active].mean()))
+    if rms < SILENCE_RMS:
+        return waveform
+    return (waveform * (10 ** (target_dbfs / 20) / rms)).astype(np.float32)
+
+
 def log_mel(waveform: np.ndarray, config: FeatureConfig) -> torch.Tensor:
     """(n_mels, frames) whisper log-mel of a 16 kHz mono clip; one frame per hop (10 ms)."""
+    if config.target_level_dbfs is not None:
+        waveform = normalize_level(waveform, config.target_level_dbfs)
     audio = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
     return whisper.log_mel_spectrogram(audio, n_mels=config.n_mels)
 
