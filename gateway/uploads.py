@@ -6,8 +6,8 @@ import unicodedata
 from http import HTTPStatus
 from pathlib import PurePosixPath
 
-from fastapi import HTTPException
-from starlette.datastructures import Headers
+from fastapi import HTTPException, Request
+from starlette.datastructures import Headers, UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import error_response, upload_too_large
@@ -20,6 +20,8 @@ The body limit stops an oversized upload while it streams, before it is buffered
 file size is checked once the form is parsed.
 """
 
+UPLOAD_FIELD = "file"
+MULTIPART = "multipart/form-data"
 MAX_FILENAME_CHARS = 128
 MAX_SUFFIX_CHARS = 16
 FALLBACK_FILENAME = "upload"
@@ -62,6 +64,32 @@ class UploadLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+async def one_file_upload(request: Request) -> None:
+    """Dependency: refuse a body that cannot be one audio upload, with an answer that says why.
+
+    Without it, a JSON, form-urlencoded or raw body only gets "field 'file' required", a text value
+    gets a Python type name, and of two files the last is scored while the first is silently dropped.
+    It runs after FastAPI has parsed (and cached) the form, before the `file` field is validated.
+    """
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != MULTIPART:
+        raise HTTPException(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"Send the audio as {MULTIPART}, with the file in the field '{UPLOAD_FIELD}'.",
+        )
+    values = (await request.form()).getlist(UPLOAD_FIELD)
+    if len(values) > 1:
+        raise HTTPException(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            f"Send one file per request; this one has {len(values)} in '{UPLOAD_FIELD}'.",
+        )
+    if values and not isinstance(values[0], UploadFile):
+        raise HTTPException(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            f"The field '{UPLOAD_FIELD}' must be a file (a part with a filename), not text.",
+        )
 
 
 def safe_filename(name: str | None) -> str:

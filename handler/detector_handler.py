@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ AUDIO_FIELDS = ("data", "file", "body")
 JSON_CONTENT_TYPE = "application/json"
 DEFAULT_SERVING_MAX_AUDIO_SECONDS = 600.0
 HANDLER_CONFIG_SECTION = "handler"
+# The worker's environment overrides the archive's model-config.yaml, so an operator can change a
+# limit by restarting TorchServe (scripts/torchserve.py passes its environment on), not rebuilding.
+MAX_AUDIO_SECONDS_ENV = "DETECTOR_MAX_AUDIO_SECONDS"
+DECODE_TIMEOUT_ENV = "DETECTOR_DECODE_TIMEOUT_SECONDS"
 
 STATUS_TOO_LARGE = 413
 STATUS_UNSUPPORTED = 415
@@ -65,8 +70,12 @@ class DetectorHandler(BaseHandler):
         properties = context.system_properties
         model_config = getattr(context, "model_yaml_config", None) or {}
         settings = model_config.get(HANDLER_CONFIG_SECTION) or {}
-        self.max_audio_seconds = float(settings.get("max_audio_seconds", DEFAULT_SERVING_MAX_AUDIO_SECONDS))
-        self.decode_timeout = float(settings.get("decode_timeout_seconds", DEFAULT_DECODE_TIMEOUT_SECONDS))
+        self.max_audio_seconds = serving_limit(
+            MAX_AUDIO_SECONDS_ENV, settings.get("max_audio_seconds"), DEFAULT_SERVING_MAX_AUDIO_SECONDS
+        )
+        self.decode_timeout = serving_limit(
+            DECODE_TIMEOUT_ENV, settings.get("decode_timeout_seconds"), DEFAULT_DECODE_TIMEOUT_SECONDS
+        )
         threads = torch_threads(settings, model_config)
         torch.set_num_threads(threads)
         self.device = pick_device(properties.get("gpu_id"))
@@ -75,8 +84,8 @@ class DetectorHandler(BaseHandler):
         self.version = str(context.manifest["model"].get("modelVersion", ""))
         self.initialized = True
         logger.info(
-            "detector %s version %s ready on %s with %d torch threads, max %.0f s of audio",
-            self.model_name, self.version, self.device, threads, self.max_audio_seconds,
+            "detector %s version %s ready on %s with %d torch threads, max %g s of audio, %g s to decode",
+            self.model_name, self.version, self.device, threads, self.max_audio_seconds, self.decode_timeout,
         )  # fmt: skip
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[str]:
@@ -140,6 +149,19 @@ def audio_payload(row: dict[str, Any]) -> bytes | RequestError:
 def status_for(error: AudioDecodeError) -> int:
     """413 for audio over the limit, 422 for empty/short/NaN audio, 415 for anything not decodable."""
     return next((status for kind, status in STATUS_BY_ERROR if isinstance(error, kind)), STATUS_UNSUPPORTED)
+
+
+def serving_limit(env_name: str, configured: float | str | None, default: float) -> float:
+    """A limit in seconds: the environment variable if set, else the archive's value, else the default.
+
+    A value that is not a positive number stops the worker from starting (with this message in its
+    log) rather than serving without the limit.
+    """
+    raw = os.environ.get(env_name) or configured
+    value = default if raw is None else float(raw)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{env_name} (or the archive's handler setting) must be a positive number, not {raw!r}")
+    return value
 
 
 def torch_threads(settings: dict[str, Any], model_config: dict[str, Any]) -> int:

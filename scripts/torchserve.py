@@ -9,7 +9,8 @@ TMPDIR (TorchServe allows one server per TMPDIR through its pid file there, and 
 into it). The server starts in a new process session whose id is recorded in torchserve.pid, so
 `stop` can end the launcher, the Java frontend and every Python worker by that process group,
 never by process name, and leave nothing behind. The venv's bin/ comes first on PATH so the
-workers run the venv's Python.
+workers run the venv's Python. The workers inherit this process's environment, so the handler's
+limits can be set there: DETECTOR_MAX_AUDIO_SECONDS, DETECTOR_DECODE_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +91,12 @@ def start(
     config_template: Path = DEFAULT_CONFIG_TEMPLATE,
     model_name: str = MODEL_NAME,
     timeout: float = START_TIMEOUT_SECONDS,
+    environment: Mapping[str, str] | None = None,
 ) -> Server:
-    """Start TorchServe for `run_dir` and return once `model_name` has a READY worker."""
+    """Start TorchServe for `run_dir` and return once `model_name` has a READY worker.
+
+    `environment` adds to (or overrides) the inherited environment of the server and its workers.
+    """
     run_dir, model_store = Path(run_dir).resolve(), Path(model_store).resolve()
     if running_pid(run_dir) is not None:
         raise TorchServeError(f"a TorchServe started from {run_dir} is still running; stop it first")
@@ -116,7 +122,7 @@ def start(
         process = subprocess.Popen(
             command,
             cwd=run_dir,
-            env=server_environment(run_dir),
+            env=server_environment(run_dir, environment),
             stdin=subprocess.DEVNULL,
             stdout=console,
             stderr=subprocess.STDOUT,
@@ -156,13 +162,13 @@ def render_config(template: str, server: Server) -> str:
     return "\n".join(lines) + "\n"
 
 
-def server_environment(run_dir: Path) -> dict[str, str]:
+def server_environment(run_dir: Path, environment: Mapping[str, str] | None = None) -> dict[str, str]:
     """Own TMPDIR/TEMP and logs under run_dir, the venv first on PATH, no inherited PYTHONPATH.
 
     PYTHONPATH is dropped so that a worker imports `model` from its archive, never from a
     checkout that happens to be on the caller's path.
     """
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env = {key: value for key, value in {**os.environ, **(environment or {})}.items() if key != "PYTHONPATH"}
     tmp, logs = str(run_dir / "tmp"), str(run_dir / "logs")
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",

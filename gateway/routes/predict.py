@@ -5,14 +5,14 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 
 from gateway.builtin_signal import FILENAME as TEST_SIGNAL_FILENAME
 from gateway.builtin_signal import builtin_signal_wav
 from gateway.dependencies import SettingsDep, TorchServeDep
 from gateway.errors import upload_too_large
 from gateway.schemas import VERSION_PATTERN, Prediction, error_responses
-from gateway.uploads import safe_filename
+from gateway.uploads import one_file_upload, safe_filename
 
 VersionQuery = Annotated[
     str | None,
@@ -32,7 +32,7 @@ UPLOAD_ERRORS = error_responses(
     {
         HTTPStatus.BAD_REQUEST: "The body is not valid multipart form data.",
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The file is over the upload limit, or its audio is too long.",
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The file is not decodable audio.",
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The file is not decodable audio, or the body is not multipart form data.",
     }
 )
 
@@ -47,7 +47,11 @@ async def predict_test_signal(torchserve: TorchServeDep, version: VersionQuery =
 
 
 @router.post(
-    "/predict-file/", response_model=Prediction, summary="Score an uploaded audio file", responses=UPLOAD_ERRORS
+    "/predict-file/",
+    response_model=Prediction,
+    summary="Score an uploaded audio file",
+    responses=UPLOAD_ERRORS,
+    dependencies=[Depends(one_file_upload)],
 )
 async def predict_file(
     file: Annotated[
