@@ -3,10 +3,11 @@
     python -m scripts.load_test [--requests 5000] [--concurrency 32] [--checkpoint artifacts/default]
 
 Starts its own TorchServe + gateway (scripts.serve) on free loopback ports, with its own run
-directory (<out>/stack), serving an archive of --checkpoint if that folder holds a checkpoint, else
-of a small randomly initialised one made here (the figures then measure the serving path, not a
-trained model). Sends the requests with one httpx.AsyncClient: speech-like WAV clips of several
-durations and invalid uploads (a corrupt WAV, an empty file, text). Every request must be answered,
+directory (<out>/stack), serving an archive of --checkpoint if that folder holds a checkpoint that
+archives (loads) with this code, else of a small randomly initialised one made here, with a warning
+and the reason in the report (the figures then measure the serving path, not a trained model).
+Sends the requests with one httpx.AsyncClient: speech-like WAV clips of several durations and
+invalid uploads (a corrupt WAV, an empty file, text). Every request must be answered,
 each with the status its kind expects (200, 415 or 422): none with a 5xx.
 
 Reports requests, answers by status, latency percentiles, throughput and the resident memory of the
@@ -37,7 +38,7 @@ from model.checkpoint import save_checkpoint
 from model.detectors import ModelConfig, build_detector
 from model.features import FeatureConfig
 from scripts import serve, torchserve
-from scripts.archive import CHECKPOINT_FILES, build_archive
+from scripts.archive import CHECKPOINT_FILES, ArchiveError, build_archive
 from scripts.bench import voiced, wav_bytes
 
 DEFAULT_REQUESTS = 5_000
@@ -102,12 +103,12 @@ def schedule(kinds: list[Kind], requests: int) -> list[Kind]:
 
 async def send_all(url: str, plan: list[Kind], concurrency: int, deadline: float) -> tuple[Results, float]:
     """`concurrency` senders take the next planned request until none is left or the deadline passes."""
-    results, cursor = Results(), iter(enumerate(plan))
+    results, cursor = Results(), iter(plan)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_SECONDS, limits=limits) as client:
 
         async def sender() -> None:
-            for index, kind in cursor:
+            for kind in cursor:
                 if time.monotonic() > deadline:
                     results.failures["deadline"] += 1
                     continue
@@ -118,8 +119,8 @@ async def send_all(url: str, plan: list[Kind], concurrency: int, deadline: float
                     results.failures[type(error).__name__] += 1
                     continue
                 results.answers.append((kind.name, response.status_code, time.perf_counter() - started))
-                if (index + 1) % PROGRESS_EVERY == 0:
-                    print(f"  {index + 1} sent, {len(results.answers)} answered", flush=True)
+                if len(results.answers) % PROGRESS_EVERY == 0:
+                    print(f"  {len(results.answers)} of {len(plan)} answered", flush=True)
 
         began = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(concurrency)))
@@ -204,12 +205,27 @@ def percentiles(milliseconds: np.ndarray) -> dict[str, float]:
     return {f"p{q}": round(float(np.percentile(milliseconds, q)), 1) for q in PERCENTILES}
 
 
+def archive_for_load(checkpoint: Path, out: Path, store: Path) -> tuple[Path, str | None]:
+    """Archive the shipped checkpoint if it can be, else a small random one; say why it could not."""
+    if not is_checkpoint(checkpoint):
+        reason = f"{checkpoint} holds no checkpoint"
+    else:
+        print(f"archiving {checkpoint} ...", flush=True)
+        try:
+            build_archive(checkpoint, store)
+            return checkpoint, None
+        except ArchiveError as error:
+            reason = f"{checkpoint} could not be archived: {str(error).strip().splitlines()[-1]}"
+    print(f"WARNING: {reason}; load-testing a small random checkpoint instead", flush=True)
+    small = small_checkpoint(out / "checkpoint")
+    build_archive(small, store)
+    return small, reason
+
+
 def run(args: argparse.Namespace) -> dict:
     out = args.out.resolve()
     run_dir, store = out / "stack", out / "model-store"
-    checkpoint = args.checkpoint if is_checkpoint(args.checkpoint) else small_checkpoint(out / "checkpoint")
-    print(f"archiving {checkpoint} ...", flush=True)
-    build_archive(checkpoint, store)
+    checkpoint, fallback_reason = archive_for_load(args.checkpoint, out, store)
     gateway_port, *server_ports = serve.free_ports(4)
     url = serve.start(run_dir, store, gateway_port, tuple(server_ports))
     try:
@@ -225,6 +241,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "machine": {"cpus": psutil.cpu_count(), "load_average": [round(v, 2) for v in psutil.getloadavg()]},
         "checkpoint": str(checkpoint),
+        "fallback_reason": fallback_reason,
         "concurrency": args.concurrency,
         **summarise(kinds, plan, results, elapsed),
         "memory_start": memory_start,
@@ -238,6 +255,8 @@ def passed(report: dict) -> bool:
 
 def print_report(report: dict) -> None:
     print(f"\nload test: {report['requests']} requests at concurrency {report['concurrency']} ({report['checkpoint']})")
+    if report["fallback_reason"]:
+        print(f"  (not the shipped model: {report['fallback_reason']})")
     print(f"{'kind':<13} {'planned':>8} {'expected':>9}  answers by status")
     for name, kind in report["by_kind"].items():
         print(f"{name:<13} {kind['planned']:>8} {kind['expected_status']:>9}  {kind['statuses']}")
