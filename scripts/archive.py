@@ -204,20 +204,10 @@ def run_smoke_test(model_dir: Path) -> None:
 
 
 def smoke_wav() -> bytes:
-    """A short harmonic tone with vibrato and noise, as WAV bytes: enough to run the whole path."""
-    import io
+    """WAV bytes of the shared test signal, from the archive's own copy of model/ (in the subprocess)."""
+    from model.signals import speech_like, wav_bytes
 
-    import numpy as np
-    import soundfile as sf
-
-    t = np.arange(int(SMOKE_SIGNAL_SECONDS * SMOKE_SAMPLE_RATE)) / SMOKE_SAMPLE_RATE
-    pitch = 140 + 20 * np.sin(2 * np.pi * 3 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / SMOKE_SAMPLE_RATE
-    tone = sum(np.sin(k * phase) / k for k in range(1, 6))
-    noise = 0.01 * np.random.default_rng(0).standard_normal(t.shape)
-    buffer = io.BytesIO()
-    sf.write(buffer, (0.2 * tone + noise).astype(np.float32), SMOKE_SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
+    return wav_bytes(speech_like(SMOKE_SIGNAL_SECONDS, SMOKE_SAMPLE_RATE))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

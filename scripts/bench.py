@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import platform
 import statistics
@@ -24,11 +23,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
-import soundfile as sf
 import torch
 
-from model.audio import SAMPLE_RATE, decode_audio
+from model.audio import decode_audio
 from model.inference import AudioDetector
+from model.signals import speech_like, wav_bytes
 from scripts import serve, torchserve
 from scripts.archive import build_archive
 
@@ -42,21 +41,6 @@ CONCURRENT_REQUESTS = 96
 CONCURRENCY = 8
 REQUEST_TIMEOUT_SECONDS = 120.0
 MiB = 1024 * 1024
-
-
-def voiced(seconds: float, seed: int = 0) -> np.ndarray:
-    """A speech-like test signal: harmonics of a gliding pitch plus a little noise."""
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    phase = 2 * np.pi * np.cumsum(120 + 30 * np.sin(2 * np.pi * 1.5 * t)) / SAMPLE_RATE
-    signal = sum(np.sin(k * phase) / k for k in range(1, 12))
-    signal = signal + 0.01 * np.random.default_rng(seed).standard_normal(len(t))
-    return (0.5 * signal / np.abs(signal).max()).astype(np.float32)
-
-
-def wav_bytes(samples: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 def mp3_bytes(samples: np.ndarray) -> bytes:
@@ -91,7 +75,7 @@ def offline(checkpoint: Path) -> dict:
     detector = AudioDetector.from_checkpoint(checkpoint)
     rows = []
     for seconds in CLIP_SECONDS:
-        samples = voiced(seconds)
+        samples = speech_like(seconds)
         wav, mp3 = wav_bytes(samples), mp3_bytes(samples)
         windows = detector.extractor.split(samples)
         features = [detector.extractor(w) for w in windows]
@@ -105,7 +89,7 @@ def offline(checkpoint: Path) -> dict:
                 "end_to_end_wav_ms": median_ms(lambda wav=wav: detector.score_audio(wav)),
             }
         )
-    batch = [voiced(BATCH_CLIP_SECONDS, seed) for seed in range(BATCH_CLIPS)]
+    batch = [speech_like(BATCH_CLIP_SECONDS, seed=seed) for seed in range(BATCH_CLIPS)]
     batch_ms = median_ms(lambda: detector.score_waveforms(batch))
     return {
         "per_clip": rows,
@@ -144,7 +128,7 @@ async def post_clip(client: httpx.AsyncClient, url: str, payload: bytes) -> floa
 
 
 async def served_requests(url: str) -> dict:
-    payload = wav_bytes(voiced(SERVED_CLIP_SECONDS))
+    payload = wav_bytes(speech_like(SERVED_CLIP_SECONDS))
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS) as client:
         await post_clip(client, url, payload)  # warm-up
         sequential = [await post_clip(client, url, payload) for _ in range(SEQUENTIAL_REQUESTS)]

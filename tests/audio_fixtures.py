@@ -6,16 +6,16 @@ deterministically (same seed, same samples).
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-SAMPLE_RATE = 16_000
+from model.signals import SAMPLE_RATE, speech_like, wav_bytes
+
+__all__ = ["SAMPLE_RATE", "speech_like", "wav_bytes"]
 FFMPEG_TIMEOUT_SECONDS = 60
 # ffmpeg output options per target format (codec and container).
 FFMPEG_FORMATS = {
@@ -24,25 +24,6 @@ FFMPEG_FORMATS = {
     "ogg": ["-c:a", "libvorbis", "-q:a", "3", "-f", "ogg"],
     "m4a": ["-c:a", "aac", "-b:a", "64k", "-f", "ipod"],
 }
-
-
-def speech_like(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
-    """A voiced, syllable-paced harmonic signal with a wandering pitch, plus a little noise (float32)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(round(seconds * sample_rate)) / sample_rate
-    pitch = 110 + 40 * rng.random() + 25 * np.sin(2 * np.pi * (0.5 + rng.random()) * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / sample_rate
-    harmonics = sum(np.sin(k * phase) * np.exp(-0.35 * k) for k in range(1, 12))
-    syllables = 0.5 * (1 + np.sin(2 * np.pi * (3.5 + rng.random()) * t)) ** 2
-    noise = 0.02 * rng.standard_normal(t.shape)
-    signal = 0.25 * harmonics * syllables + noise
-    return (0.8 * signal / np.abs(signal).max()).astype(np.float32)
-
-
-def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "PCM_16") -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, sample_rate, format="WAV", subtype=subtype)
-    return buffer.getvalue()
 
 
 def speech_wav(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> bytes:

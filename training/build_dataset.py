@@ -10,6 +10,10 @@ crop to 5 s, loudness, silence padding, noise floor, codec channel). Output: 16 
 FLAC under OUT/clips/ and OUT/manifest.csv (path,label,split,attack,speaker,source + language,
 channel, group). Deterministic for a seed; re-running skips finished clips (and clips marked
 .rejected), so delete OUT to rebuild after changing the builder or the seed's draws.
+
+With --raw-test it writes instead the raw held-out set (training/embedded/raw.py): the test
+split's human recordings exactly as shipped and its fakes as the engines wrote them, with no
+shared processing, for `python -m training.evaluate --manifest OUT/manifest.csv`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from training.embedded.build import DEFAULT_WORKERS, build_all, kept_pairs, manifest_rows, write_dataset_manifest
 from training.embedded.plan import DEFAULT_SEED, DEFAULT_TOTAL_CLIPS, plan_pairs
+from training.embedded.raw import build_raw_test
 from training.embedded.sources import find_real_clips
 from training.embedded.summary import summary_table
 
@@ -44,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="parallel processes (default 2)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed for every random choice (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--raw-test",
+        action="store_true",
+        help="write the raw held-out set (test split, untouched recordings vs raw engine output) instead",
+    )
     args = parser.parse_args(argv)
     if args.limit < 2:
         parser.error("--limit must be at least 2 (one real and one fake clip)")
@@ -60,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         print("no real recordings found: install klettres-data, ktuberling-data, fillets-ng-data-nl", file=sys.stderr)
         return 1
     pairs, wanted = plan_pairs(reals, args.limit, args.seed)
+    if args.raw_test:
+        manifest = build_raw_test(pairs[:wanted], args.out)
+        print(f"raw held-out set: {manifest}; {time.monotonic() - started:.0f} s")
+        return 0
     jobs = [job for pair in pairs for job in (pair.real, pair.fake)]
     outcomes = build_all(jobs, args.out, workers=args.workers, quiet=args.quiet)
     kept = kept_pairs(pairs, wanted, args.out)

@@ -9,19 +9,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from model.signals import speech_like
+
 FFMPEG_CODECS = {"mp3": ["-c:a", "libmp3lame", "-b:a", "128k"], "m4a": ["-c:a", "aac", "-b:a", "128k"],
                  "opus": ["-c:a", "libopus", "-b:a", "64k"], "ogg": ["-c:a", "libvorbis", "-q:a", "5"]}  # fmt: skip
 
 
 def voiced(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """Harmonics of a gliding pitch plus a little noise: broadband like speech, deterministic."""
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = 120 + 30 * np.sin(2 * np.pi * 1.5 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    harmonics = [np.sin(k * phase) / k for k in range(1, 12) if k * 150 < rate / 2]
-    signal = np.sum(harmonics, axis=0) + 0.01 * np.random.default_rng(seed).standard_normal(len(t))
-    signal = (0.5 * signal / np.abs(signal).max()).astype(np.float32)
-    return np.stack([signal * (1 - 0.1 * c) for c in range(channels)], axis=1)
+    """(samples, channels) of model.signals.speech_like, each channel a little quieter."""
+    signal = speech_like(seconds, rate, seed)
+    return np.stack([signal * np.float32(1 - 0.1 * c) for c in range(channels)], axis=1)
 
 
 def encode(samples: np.ndarray, rate: int, path: Path) -> Path:
