@@ -54,6 +54,7 @@ class TrainConfig:
     evaluate: bool = True
     threads: int = 0
     spec_augment: bool = True
+    average_last: int = 10
 
 
 HELP = {
@@ -72,6 +73,7 @@ HELP = {
     "evaluate": "evaluate the best checkpoint on the test split afterwards",
     "threads": "torch CPU threads (0 = torch's default)",
     "spec_augment": "mask random mel bands and time spans of training clips (SpecAugment)",
+    "average_last": "also try the average of the last N epochs' weights; kept if its dev EER is no worse (0 = off)",
 }
 
 
@@ -118,6 +120,26 @@ def score_loader(model: Detector, loader: DataLoader, device: torch.device) -> t
     return np.concatenate(scores), np.concatenate(labels), float(np.mean(losses))
 
 
+class WeightAverage:
+    """Running mean of state dicts (integer buffers such as BatchNorm's counters keep the latest)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum: dict[str, torch.Tensor] = {}
+
+    def add(self, state: dict[str, torch.Tensor]) -> None:
+        self.count += 1
+        for name, tensor in state.items():
+            value = tensor.detach().clone()
+            if name in self.sum and value.is_floating_point():
+                self.sum[name] += value
+            else:
+                self.sum[name] = value if value.is_floating_point() else value.clone()
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {n: t / self.count if t.is_floating_point() else t for n, t in self.sum.items()}
+
+
 def train(config: TrainConfig) -> dict:
     seed_everything(config.seed)
     if config.threads:
@@ -159,6 +181,7 @@ def train(config: TrainConfig) -> dict:
     history: list[dict] = []
     best: dict = {"dev_eer": float("inf"), "dev_loss": float("inf")}
     best_state, stale, started = None, 0, time.time()
+    averaged = WeightAverage()
     for epoch in range(1, config.epochs + 1):
         model.train()
         losses = []
@@ -176,6 +199,8 @@ def train(config: TrainConfig) -> dict:
         dev_eer, dev_threshold = equal_error_rate(scores, labels.astype(bool))
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_loss": dev_loss, "dev_eer": dev_eer}
         history.append(record)
+        if epoch > config.epochs - config.average_last:
+            averaged.add(model.state_dict())
         improved = (dev_eer, dev_loss) < (best["dev_eer"], best["dev_loss"])
         print(
             f"epoch {epoch:2d}  train loss {record['train_loss']:.4f}  dev loss {dev_loss:.4f}  "
@@ -190,14 +215,28 @@ def train(config: TrainConfig) -> dict:
                 print(f"early stop: no better dev EER for {config.patience} epochs")
                 break
 
-    # Artifacts: best weights + configs + history + plots.
+    # The averaged late epochs replace the best single epoch only if dev agrees.
     model.load_state_dict(best_state)
+    weights = f"epoch {best['epoch']}"
+    if averaged.count >= 2:
+        model.load_state_dict(averaged.state())
+        scores, labels, dev_loss = score_loader(model, dev_loader, device)
+        dev_eer, dev_threshold = equal_error_rate(scores, labels.astype(bool))
+        print(f"average of the last {averaged.count} epochs: dev EER {dev_eer:.2%} (best single {best['dev_eer']:.2%})")
+        if dev_eer <= best["dev_eer"]:
+            best = {**best, "dev_eer": dev_eer, "dev_loss": dev_loss, "threshold": dev_threshold}
+            weights = f"average of the last {averaged.count} epochs"
+        else:
+            model.load_state_dict(best_state)
+
+    # Artifacts: best weights + configs + history + plots.
     metadata = {
         "threshold": best["threshold"],
         "version": config.version,
         "architecture": config.architecture,
         "run": out.name,
         "best_epoch": best["epoch"],
+        "weights": weights,
         "dev_eer": best["dev_eer"],
         "train_seconds": round(time.time() - started, 1),
         "manifest": str(config.manifest),
@@ -206,7 +245,7 @@ def train(config: TrainConfig) -> dict:
     save_checkpoint(out, model, model_config, feature_config, metadata)
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     plot_history(history, out / "training_curves.png")
-    print(f"best dev EER {best['dev_eer']:.2%} at epoch {best['epoch']}; checkpoint in {out}")
+    print(f"kept {weights}: dev EER {best['dev_eer']:.2%}; checkpoint in {out}")
     if config.evaluate:
         return evaluate_checkpoint(out, Path(config.manifest), out_dir=out)
     return metadata

@@ -63,3 +63,17 @@ def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     assert "--manifest" in capsys.readouterr().out
+
+
+def test_weight_average_is_the_mean_of_float_tensors_and_keeps_the_latest_counters() -> None:
+    import torch
+
+    from training.train import WeightAverage
+
+    average = WeightAverage()
+    for value in (1.0, 2.0, 6.0):
+        average.add({"weight": torch.full((2,), value), "num_batches_tracked": torch.tensor(int(value))})
+    state = average.state()
+    assert torch.equal(state["weight"], torch.full((2,), 3.0))
+    assert state["num_batches_tracked"].item() == 6
+    assert average.count == 3
