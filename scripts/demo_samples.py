@@ -17,13 +17,11 @@ from model.audio import SAMPLE_RATE
 from training.embedded.sources import find_real_clips
 from training.embedded.tts import ESPEAK, Voice, espeak_voice, synthesize
 
-DEMO_GROUP = "fillets:hanoi"  # a level whose speakers and lines are all in the test split
+DEMO_GROUP = "fillets:hanoi"  # a test-split level (its two voice actors also speak in training levels)
 
 
 def write_samples(out: Path) -> tuple[Path, Path]:
-    clip = next(
-        (c for c in find_real_clips() if c.group == DEMO_GROUP and c.text and len(c.text.split()) >= 4), None
-    )
+    clip = next((c for c in find_real_clips() if c.group == DEMO_GROUP and c.text and len(c.text.split()) >= 4), None)
     if clip is None:
         raise SystemExit(f"no recording of {DEMO_GROUP} found; run `make setup` (fillets-ng-data-nl)")
     out.mkdir(parents=True, exist_ok=True)
