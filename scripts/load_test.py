@@ -37,9 +37,9 @@ import torch
 from model.checkpoint import save_checkpoint
 from model.detectors import ModelConfig, build_detector
 from model.features import FeatureConfig
+from model.signals import speech_like, wav_bytes
 from scripts import serve, torchserve
 from scripts.archive import CHECKPOINT_FILES, ArchiveError, build_archive
-from scripts.bench import voiced, wav_bytes
 
 DEFAULT_REQUESTS = 5_000
 DEFAULT_CONCURRENCY = 32
@@ -75,10 +75,10 @@ class Kind:
 def request_mix() -> list[Kind]:
     """70 % valid clips of four durations (one spans two 6 s windows), 30 % invalid uploads."""
     return [
-        Kind("clip-1.0s", "a.wav", wav_bytes(voiced(1.0, seed=1)), 200, 2),
-        Kind("clip-2.5s", "b.wav", wav_bytes(voiced(2.5, seed=2)), 200, 2),
-        Kind("clip-4.0s", "c.wav", wav_bytes(voiced(4.0, seed=3)), 200, 2),
-        Kind("clip-6.5s", "d.wav", wav_bytes(voiced(6.5, seed=4)), 200, 1),
+        Kind("clip-1.0s", "a.wav", wav_bytes(speech_like(1.0, seed=1)), 200, 2),
+        Kind("clip-2.5s", "b.wav", wav_bytes(speech_like(2.5, seed=2)), 200, 2),
+        Kind("clip-4.0s", "c.wav", wav_bytes(speech_like(4.0, seed=3)), 200, 2),
+        Kind("clip-6.5s", "d.wav", wav_bytes(speech_like(6.5, seed=4)), 200, 1),
         Kind("corrupt-wav", "corrupt.wav", b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4, 415, 1),
         Kind("empty", "empty.wav", b"", 422, 1),
         Kind("text", "notes.wav", b"this is not audio\n" * 40, 415, 1),
