@@ -42,6 +42,7 @@ class TrainConfig:
     manifest: str = "data/embedded/manifest.csv"
     out: str = "artifacts/latest"
     architecture: str = "cnn"
+    channels: str = ",".join(str(c) for c in ModelConfig.channels)
     epochs: int = 30
     patience: int = 6
     batch_size: int = 32
@@ -61,6 +62,7 @@ HELP = {
     "manifest": "manifest CSV (path,label[,split,...]) with train/dev/test splits",
     "out": "run folder for the checkpoint, metrics and plots",
     "architecture": f"detector: {' or '.join(ARCHITECTURES)} (improved = the seed's baseline)",
+    "channels": "CNN block widths, comma-separated (one 2x2 pooling per block)",
     "epochs": "most epochs to train",
     "patience": "stop after this many epochs without a better dev EER",
     "batch_size": "clips per batch",
@@ -167,7 +169,8 @@ def train(config: TrainConfig) -> dict:
     dev_loader = DataLoader(dev_set, batch_sampler=dev_sampler, collate_fn=collate_fn)
 
     # Model and optimiser.
-    model_config = ModelConfig(architecture=config.architecture, n_mels=feature_config.n_mels)
+    channels = tuple(int(width) for width in config.channels.split(","))
+    model_config = ModelConfig(architecture=config.architecture, n_mels=feature_config.n_mels, channels=channels)
     model = build_detector(model_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(train_loader))

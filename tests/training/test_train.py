@@ -56,6 +56,8 @@ def test_evaluation_reports_mp3_condition_and_attacks(trained_run: tuple[Path, d
 def test_cli_flags_map_to_the_config() -> None:
     config = parse_args(["--architecture", "improved", "--epochs", "3", "--no-evaluate", "--learning-rate", "0.01"])
     assert (config.architecture, config.epochs, config.evaluate, config.learning_rate) == ("improved", 3, False, 0.01)
+    assert parse_args([]).channels == "8,16,32,64"
+    assert parse_args(["--channels", "4,8"]).channels == "4,8"
 
 
 def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
