@@ -28,6 +28,8 @@ class ModelConfig:
     hidden: int = 64
     channels: tuple[int, ...] = (8, 16, 32, 64)
     dropout: float = 0.2
+    normalize_bands: bool = False  # subtract each band's mean over the clip's valid frames first
+    members: int = 1  # above 1: that many detectors of this config, trained apart, logits averaged
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -61,6 +63,12 @@ class Detector(nn.Module):
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(features, lengths))
+
+
+def subtract_band_means(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Cepstral mean normalisation: a fixed microphone/room colouring becomes a zero offset."""
+    mean, _ = masked_mean_std(features, lengths)
+    return features - mean.unsqueeze(-1)
 
 
 class ImprovedDetector(Detector):
@@ -103,6 +111,7 @@ class CNNDetector(Detector):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         widths = (1, *config.channels)
+        self.normalize_bands = config.normalize_bands
         self.blocks = nn.ModuleList(ConvBlock(a, b) for a, b in itertools.pairwise(widths))
         freq_bins = config.n_mels // (2 ** len(config.channels))
         embedding = config.channels[-1] * freq_bins
@@ -115,6 +124,8 @@ class CNNDetector(Detector):
 
     def logits(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # Each block halves time; short clips get masked zero frames so the last block has one.
+        if self.normalize_bands:
+            features = subtract_band_means(features, lengths)
         shortfall = 2 ** len(self.blocks) - features.shape[-1]
         if shortfall > 0:
             features = nn.functional.pad(features, (0, shortfall))
@@ -126,7 +137,25 @@ class CNNDetector(Detector):
         return self.head(torch.cat([mean, std], dim=1)).squeeze(-1)
 
 
+class EnsembleDetector(Detector):
+    """Mean logit of detectors trained alone with different seeds.
+
+    On speakers no member has heard, each member's mistakes are partly its own; averaging
+    keeps what they agree on and is steadier than the best single run.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        member = dataclasses.replace(config, members=1)
+        self.members = nn.ModuleList(build_detector(member) for _ in range(config.members))
+
+    def logits(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member.logits(features, lengths) for member in self.members]).mean(dim=0)
+
+
 def build_detector(config: ModelConfig) -> Detector:
+    if config.members > 1:
+        return EnsembleDetector(config)
     if config.architecture == "cnn":
         return CNNDetector(config)
     if config.architecture == "improved":

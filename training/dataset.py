@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from training.manifest import ManifestRow
 
 FRAMES_PER_SECOND = 100  # whisper hop: 160 samples at 16 kHz
 BUCKET_BATCHES = 50  # batches per sorted pool: similar lengths together, order still random
+WHISPER_UNITS_PER_DB = 1 / 40  # whisper's log-mel is log10(power) / 4: 10 dB is one log10 step
+
+Augmentation = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,27 @@ class SpecAugment:
             start = draw(frames - width)
             features[:, start : start + width] = fill
         return features
+
+
+@dataclass(frozen=True)
+class RandomEQ:
+    """Training-only random equaliser: a smooth gain curve over the mel bands, up to ±max_db.
+
+    Every real speaker in the embedded set is one microphone and room; a new speaker brings a
+    new frequency response. Colouring each clip differently keeps the detector from learning
+    "this microphone is human" and pushes it toward cues that survive a change of microphone.
+    """
+
+    max_db: float = 6.0
+    components: int = 3  # cosine shapes over the band axis: tilt, bowl, wave
+
+    def __call__(self, features: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        bins = features.shape[0]
+        position = torch.linspace(0.0, math.pi, bins)
+        amplitudes = torch.rand(self.components, generator=generator) * 2 - 1
+        curve = sum(a * torch.cos((k + 1) * position) for k, a in enumerate(amplitudes))
+        curve = curve / max(float(curve.abs().max()), 1e-6) * float(torch.rand(1, generator=generator))
+        return features + (curve * self.max_db * WHISPER_UNITS_PER_DB)[:, None]
 
 
 class FeatureCache:
@@ -104,14 +129,14 @@ class AudioDataset(Dataset):
         max_frames: int | None = None,
         random_crop: bool = False,
         generator: torch.Generator | None = None,
-        augment: SpecAugment | None = None,
+        augment: Sequence[Augmentation] = (),
     ) -> None:
         self.rows = list(rows)
         self.cache = cache
         self.max_frames = max_frames
         self.random_crop = random_crop
         self.generator = generator
-        self.augment = augment
+        self.augment = list(augment)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -129,8 +154,8 @@ class AudioDataset(Dataset):
             spare = frames - self.max_frames
             start = int(torch.randint(spare + 1, (1,), generator=self.generator)) if self.random_crop else spare // 2
             features = features[:, start : start + self.max_frames]
-        if self.augment is not None:
-            features = self.augment(features, self.generator)
+        for augmentation in self.augment:
+            features = augmentation(features, self.generator)
         return features, 1.0 if row.is_real else 0.0
 
 

@@ -8,6 +8,7 @@ a detector that keyed on file format would show it here.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from training.plots import plot_roc_det, plot_score_histograms
 CLIPS_PER_BATCH = 32
 GROUP_COLUMNS = ("attack", "source")
 METRICS_FILE = "metrics.json"
+SCORES_FILE = "scores.csv"
 DEFAULT_MP3_CACHE = "data/cache/mp3"
 
 
@@ -50,6 +52,16 @@ def condition_report(rows: Sequence[ManifestRow], scores: np.ndarray, threshold:
         if any(values):
             report[f"eer_by_{column}"] = eer_by_group(scores, is_real, values)
     return report
+
+
+def write_scores(rows: Sequence[ManifestRow], conditions: dict[str, np.ndarray], path: Path) -> None:
+    """One line per clip with every condition's P(real), so errors can be traced to files."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "attack", "source", *conditions])
+        for index, row in enumerate(rows):
+            scores = (f"{s[index]:.6f}" for s in conditions.values())
+            writer.writerow([row.path, row.label, row.attack, row.source, *scores])
 
 
 def evaluate_checkpoint(
@@ -81,6 +93,7 @@ def evaluate_checkpoint(
     out_dir = Path(out_dir or checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / METRICS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    write_scores(rows, conditions, out_dir / SCORES_FILE)
     score_sets = {name: (s, is_real) for name, s in conditions.items()}
     plot_roc_det(score_sets, out_dir / "roc_det.png")
     plot_score_histograms(score_sets, detector.threshold, out_dir / "score_histograms.png")
@@ -109,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("artifacts/default"), help="checkpoint folder")
     parser.add_argument("--manifest", type=Path, default=Path("data/embedded/manifest.csv"), help="manifest CSV")
     parser.add_argument("--split", default="test", help="split to evaluate ('' = every row)")
-    parser.add_argument("--out", type=Path, default=None, help="where to write metrics.json and plots")
+    parser.add_argument("--out", type=Path, default=None, help="where to write metrics.json, scores.csv and plots")
     parser.add_argument("--mp3", action=argparse.BooleanOptionalAction, default=True, help="also score MP3 copies")
     parser.add_argument("--mp3-cache", type=Path, default=Path(DEFAULT_MP3_CACHE), help="MP3 copies cache")
     args = parser.parse_args(argv)

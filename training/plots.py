@@ -26,14 +26,20 @@ def _probit(values: np.ndarray) -> np.ndarray:
     return torch.special.ndtri(torch.from_numpy(clipped)).numpy()
 
 
-def plot_history(history: Sequence[Mapping[str, float]], path: Path) -> None:
-    epochs = [h["epoch"] for h in history]
+def plot_history(histories: Mapping[str, Sequence[Mapping[str, float]]], path: Path) -> None:
+    """Loss and dev EER per epoch; one colour per run (an ensemble's members share the axes)."""
     figure, (loss_axis, eer_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axis.plot(epochs, [h["train_loss"] for h in history], label="train")
-    loss_axis.plot(epochs, [h["dev_loss"] for h in history], label="dev")
+    for index, (name, history) in enumerate(histories.items()):
+        colour = f"C{index}"
+        prefix = f"{name} " if len(histories) > 1 else ""
+        epochs = [h["epoch"] for h in history]
+        loss_axis.plot(epochs, [h["train_loss"] for h in history], color=colour, label=f"{prefix}train")
+        loss_axis.plot(epochs, [h["dev_loss"] for h in history], color=colour, linestyle="--", label=f"{prefix}dev")
+        eer_axis.plot(epochs, [100 * h["dev_eer"] for h in history], color=colour, label=name)
     loss_axis.set(xlabel="epoch", ylabel="BCE loss", title="Loss")
     loss_axis.legend()
-    eer_axis.plot(epochs, [100 * h["dev_eer"] for h in history], color="tab:red")
+    if len(histories) > 1:
+        eer_axis.legend()
     eer_axis.set(xlabel="epoch", ylabel="EER (%)", title="Dev equal error rate")
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)

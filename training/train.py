@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from model.checkpoint import save_checkpoint
+from model.checkpoint import METADATA_FILE, MODEL_CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
 from model.features import FeatureConfig
 from training.dataset import (
@@ -28,6 +28,7 @@ from training.dataset import (
     AudioDataset,
     FeatureCache,
     LengthBucketSampler,
+    RandomEQ,
     SpecAugment,
     collate_fn,
 )
@@ -36,6 +37,9 @@ from training.manifest import read_manifest
 from training.metrics import equal_error_rate
 from training.plots import plot_history
 
+MEMBERS_DIR = "members"
+RECIPE_INDEPENDENT = ("threads", "device")  # change rounding only, not what is learned
+
 
 @dataclass
 class TrainConfig:
@@ -43,8 +47,8 @@ class TrainConfig:
     out: str = "artifacts/latest"
     architecture: str = "cnn"
     channels: str = ",".join(str(c) for c in ModelConfig.channels)
-    epochs: int = 30
-    patience: int = 6
+    epochs: int = 40
+    patience: int = 15
     batch_size: int = 32
     learning_rate: float = 2e-3
     weight_decay: float = 1e-2
@@ -55,7 +59,10 @@ class TrainConfig:
     evaluate: bool = True
     threads: int = 0
     spec_augment: bool = True
-    average_last: int = 10
+    eq_augment_db: float = 0.0
+    normalize_bands: bool = False
+    ema_decay: float = 0.0
+    members: int = 1
 
 
 HELP = {
@@ -75,7 +82,10 @@ HELP = {
     "evaluate": "evaluate the best checkpoint on the test split afterwards",
     "threads": "torch CPU threads (0 = torch's default)",
     "spec_augment": "mask random mel bands and time spans of training clips (SpecAugment)",
-    "average_last": "also try the average of the last N epochs' weights; kept if its dev EER is no worse (0 = off)",
+    "eq_augment_db": "colour training clips with a random smooth EQ of up to ± this many dB (0 = off)",
+    "normalize_bands": "model subtracts each mel band's mean over the clip (cepstral mean normalisation)",
+    "ema_decay": "keep an exponential moving average of the weights per step and select/ship it (0 = off)",
+    "members": "train this many seeds (seed, seed+1, ...) into out/members/ and ship their averaged logits",
 }
 
 
@@ -122,27 +132,56 @@ def score_loader(model: Detector, loader: DataLoader, device: torch.device) -> t
     return np.concatenate(scores), np.concatenate(labels), float(np.mean(losses))
 
 
-class WeightAverage:
-    """Running mean of state dicts (integer buffers such as BatchNorm's counters keep the latest)."""
+class WeightEMA:
+    """Exponential moving average of every weight and BatchNorm statistic, updated each step.
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.sum: dict[str, torch.Tensor] = {}
+    Late-epoch dev EER swings by about a point from one epoch to the next; the average of the
+    recent trajectory is smoother than any single snapshot, so it is the model that is
+    evaluated, selected and shipped. The decay ramps up over the first steps so the average
+    does not remember the random initialisation.
+    """
 
-    def add(self, state: dict[str, torch.Tensor]) -> None:
-        self.count += 1
-        for name, tensor in state.items():
-            value = tensor.detach().clone()
-            if name in self.sum and value.is_floating_point():
-                self.sum[name] += value
+    def __init__(self, model: Detector, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, live: Detector) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, current in zip(self.model.state_dict().values(), live.state_dict().values(), strict=True):
+            if average.is_floating_point():
+                average.lerp_(current, 1.0 - decay)
             else:
-                self.sum[name] = value if value.is_floating_point() else value.clone()
+                average.copy_(current)
 
-    def state(self) -> dict[str, torch.Tensor]:
-        return {n: t / self.count if t.is_floating_point() else t for n, t in self.sum.items()}
+
+def read_splits(config: TrainConfig, feature_config: FeatureConfig) -> tuple[dict[str, list], FeatureCache]:
+    """The manifest's train and dev rows, with every clip's features in the cache."""
+    rows = read_manifest(Path(config.manifest))
+    splits = {name: [r for r in rows if r.split == name] for name in ("train", "dev")}
+    if not splits["train"] or not splits["dev"]:
+        raise SystemExit(f"{config.manifest}: training needs rows with split=train and split=dev")
+    cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else None, feature_config)
+    cache.fill([r.path for r in splits["train"] + splits["dev"]], description="log-mel features")
+    return splits, cache
+
+
+def make_dev_loader(rows: list, cache: FeatureCache, max_frames: int, batch_size: int) -> DataLoader:
+    dev_set = AudioDataset(rows, cache, max_frames)
+    sampler = LengthBucketSampler(dev_set.frames(), batch_size, shuffle=False)
+    return DataLoader(dev_set, batch_sampler=sampler, collate_fn=collate_fn)
 
 
 def train(config: TrainConfig) -> dict:
+    """One detector; with `members` above 1, that many seeds averaged into one checkpoint."""
+    return train_ensemble(config) if config.members > 1 else train_one(config)
+
+
+def train_one(config: TrainConfig) -> dict:
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -152,39 +191,40 @@ def train(config: TrainConfig) -> dict:
 
     # Data: the manifest's splits, features through the shared extractor, cached on disk.
     feature_config = FeatureConfig()
-    rows = read_manifest(Path(config.manifest))
-    splits = {name: [r for r in rows if r.split == name] for name in ("train", "dev")}
-    if not splits["train"] or not splits["dev"]:
-        raise SystemExit(f"{config.manifest}: training needs rows with split=train and split=dev")
-    cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else None, feature_config)
-    cache.fill([r.path for r in splits["train"] + splits["dev"]], description="log-mel features")
+    splits, cache = read_splits(config, feature_config)
     max_frames = int(feature_config.window_seconds * FRAMES_PER_SECOND)
     generator = torch.Generator().manual_seed(config.seed)
-    augment = SpecAugment() if config.spec_augment else None
+    augment = [SpecAugment()] if config.spec_augment else []
+    if config.eq_augment_db > 0:
+        augment.append(RandomEQ(max_db=config.eq_augment_db))
     train_set = AudioDataset(splits["train"], cache, max_frames, random_crop=True, generator=generator, augment=augment)
-    dev_set = AudioDataset(splits["dev"], cache, max_frames)
     train_sampler = LengthBucketSampler(train_set.frames(), config.batch_size, shuffle=True, generator=generator)
     train_loader = DataLoader(train_set, batch_sampler=train_sampler, collate_fn=collate_fn)
-    dev_sampler = LengthBucketSampler(dev_set.frames(), config.batch_size, shuffle=False)
-    dev_loader = DataLoader(dev_set, batch_sampler=dev_sampler, collate_fn=collate_fn)
+    dev_loader = make_dev_loader(splits["dev"], cache, max_frames, config.batch_size)
 
     # Model and optimiser.
     channels = tuple(int(width) for width in config.channels.split(","))
-    model_config = ModelConfig(architecture=config.architecture, n_mels=feature_config.n_mels, channels=channels)
+    model_config = ModelConfig(
+        architecture=config.architecture,
+        n_mels=feature_config.n_mels,
+        channels=channels,
+        normalize_bands=config.normalize_bands,
+    )
     model = build_detector(model_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(train_loader))
     real_fraction = float(np.mean([r.is_real for r in splits["train"]]))
     print(
         f"training {config.architecture} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}: "
-        f"{len(train_set)} train / {len(dev_set)} dev clips, {real_fraction:.0%} real"
+        f"{len(train_set)} train / {len(splits['dev'])} dev clips, {real_fraction:.0%} real"
     )
 
     # Loop: early stopping on dev EER, ties broken by dev loss.
     history: list[dict] = []
     best: dict = {"dev_eer": float("inf"), "dev_loss": float("inf")}
     best_state, stale, started = None, 0, time.time()
-    averaged = WeightAverage()
+    ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
+    candidate = ema.model if ema else model
     for epoch in range(1, config.epochs + 1):
         model.train()
         losses = []
@@ -196,14 +236,14 @@ def train(config: TrainConfig) -> dict:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema:
+                ema.update(model)
             losses.append(loss.item())
             progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        scores, labels, dev_loss = score_loader(model, dev_loader, device)
+        scores, labels, dev_loss = score_loader(candidate, dev_loader, device)
         dev_eer, dev_threshold = equal_error_rate(scores, labels.astype(bool))
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_loss": dev_loss, "dev_eer": dev_eer}
         history.append(record)
-        if epoch > config.epochs - config.average_last:
-            averaged.add(model.state_dict())
         improved = (dev_eer, dev_loss) < (best["dev_eer"], best["dev_loss"])
         print(
             f"epoch {epoch:2d}  train loss {record['train_loss']:.4f}  dev loss {dev_loss:.4f}  "
@@ -211,26 +251,15 @@ def train(config: TrainConfig) -> dict:
         )
         if improved:
             best = {**record, "threshold": dev_threshold}
-            best_state, stale = copy.deepcopy(model.state_dict()), 0
+            best_state, stale = copy.deepcopy(candidate.state_dict()), 0
         else:
             stale += 1
             if stale >= config.patience:
                 print(f"early stop: no better dev EER for {config.patience} epochs")
                 break
 
-    # The averaged late epochs replace the best single epoch only if dev agrees.
     model.load_state_dict(best_state)
-    weights = f"epoch {best['epoch']}"
-    if averaged.count >= 2:
-        model.load_state_dict(averaged.state())
-        scores, labels, dev_loss = score_loader(model, dev_loader, device)
-        dev_eer, dev_threshold = equal_error_rate(scores, labels.astype(bool))
-        print(f"average of the last {averaged.count} epochs: dev EER {dev_eer:.2%} (best single {best['dev_eer']:.2%})")
-        if dev_eer <= best["dev_eer"]:
-            best = {**best, "dev_eer": dev_eer, "dev_loss": dev_loss, "threshold": dev_threshold}
-            weights = f"average of the last {averaged.count} epochs"
-        else:
-            model.load_state_dict(best_state)
+    weights = f"{'weight EMA' if ema else 'weights'} after epoch {best['epoch']}"
 
     # Artifacts: best weights + configs + history + plots.
     metadata = {
@@ -247,8 +276,77 @@ def train(config: TrainConfig) -> dict:
     }
     save_checkpoint(out, model, model_config, feature_config, metadata)
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    plot_history(history, out / "training_curves.png")
+    plot_history({out.name: history}, out / "training_curves.png")
     print(f"kept {weights}: dev EER {best['dev_eer']:.2%}; checkpoint in {out}")
+    if config.evaluate:
+        return evaluate_checkpoint(out, Path(config.manifest), out_dir=out)
+    return metadata
+
+
+def already_trained(directory: Path, config: TrainConfig) -> bool:
+    """A finished run of this exact recipe (thread count and device aside) is in `directory`."""
+    metadata_file = directory / METADATA_FILE
+    if not (directory / WEIGHTS_FILE).is_file() or not metadata_file.is_file():
+        return False
+    recorded = json.loads(metadata_file.read_text()).get("train_config", {})
+    wanted = dataclasses.asdict(config)
+    return all(recorded.get(k) == v for k, v in wanted.items() if k not in RECIPE_INDEPENDENT)
+
+
+def train_ensemble(config: TrainConfig) -> dict:
+    """Train each seed as its own run under out/members/, then save their mean logit as one model.
+
+    The threshold is set again on dev for the combined scores; members never see the test split.
+    """
+    started = time.time()
+    out = Path(config.out)
+    member_dirs = []
+    for index in range(config.members):
+        seed = config.seed + index
+        member_dir = out / MEMBERS_DIR / f"seed-{seed}"
+        member_config = dataclasses.replace(config, members=1, seed=seed, out=str(member_dir), evaluate=False)
+        if already_trained(member_dir, member_config):
+            print(f"member {index + 1}/{config.members}: seed {seed} already trained in {member_dir}, reused")
+        else:
+            print(f"member {index + 1}/{config.members}: seed {seed}")
+            train_one(member_config)
+        member_dirs.append(member_dir)
+
+    members = [load_checkpoint(d) for d in member_dirs]
+    feature_config = members[0][1]
+    model_config = dataclasses.replace(ModelConfig.load(member_dirs[0] / MODEL_CONFIG_FILE), members=len(members))
+    ensemble = build_detector(model_config)
+    for target, (member, _, _) in zip(ensemble.members, members, strict=True):
+        target.load_state_dict(member.state_dict())
+    device = pick_device(config.device)
+    splits, cache = read_splits(config, FeatureConfig())
+    dev_loader = make_dev_loader(
+        splits["dev"], cache, int(feature_config.window_seconds * FRAMES_PER_SECOND), config.batch_size
+    )
+    scores, labels, _ = score_loader(ensemble.to(device), dev_loader, device)
+    dev_eer, threshold = equal_error_rate(scores, labels.astype(bool))
+    member_summaries = [
+        {"seed": config.seed + i, "best_epoch": m["best_epoch"], "dev_eer": m["dev_eer"], "weights": m["weights"]}
+        for i, (_, _, m) in enumerate(members)
+    ]
+    metadata = {
+        "threshold": threshold,
+        "version": config.version,
+        "architecture": config.architecture,
+        "run": out.name,
+        "weights": f"mean logit of {len(members)} seeds",
+        "members": member_summaries,
+        "dev_eer": dev_eer,
+        "train_seconds": round(time.time() - started, 1),
+        "manifest": str(config.manifest),
+        "train_config": dataclasses.asdict(config),
+    }
+    save_checkpoint(out, ensemble, model_config, feature_config, metadata)
+    histories = {d.name: json.loads((d / "history.json").read_text()) for d in member_dirs}
+    (out / "history.json").write_text(json.dumps(histories, indent=2) + "\n")
+    plot_history(histories, out / "training_curves.png")
+    singles = ", ".join(f"{m['dev_eer']:.2%}" for m in member_summaries)
+    print(f"ensemble of {len(members)}: dev EER {dev_eer:.2%} (members {singles}); checkpoint in {out}")
     if config.evaluate:
         return evaluate_checkpoint(out, Path(config.manifest), out_dir=out)
     return metadata

@@ -57,3 +57,16 @@ def test_unknown_architecture_is_refused() -> None:
 def test_default_model_is_small() -> None:
     parameters = sum(p.numel() for p in build_detector(ModelConfig()).parameters())
     assert parameters * 4 < 5 * 1024 * 1024  # float32 weights under 5 MB
+
+
+def test_band_normalisation_ignores_a_fixed_colouring_and_padding() -> None:
+    torch.manual_seed(1)
+    model = build_detector(ModelConfig(normalize_bands=True)).eval()
+    features = torch.randn(2, 80, 160)
+    lengths = torch.tensor([160, 100])
+    coloured = features + torch.linspace(-0.5, 0.5, 80)[None, :, None]  # a microphone's tilt
+    coloured[1, :, 100:] = 42.0  # padding must not enter the band means
+    with torch.no_grad():
+        torch.testing.assert_close(model(features, lengths), model(coloured, lengths), atol=1e-5, rtol=0)
+        plain = build_detector(ModelConfig()).eval()
+        assert not torch.allclose(plain(features, lengths), plain(coloured, lengths), atol=1e-5)

@@ -11,7 +11,15 @@ import torch
 
 from model.features import FeatureConfig
 from tests.model.conftest import voiced
-from training.dataset import AudioDataset, FeatureCache, LengthBucketSampler, SpecAugment, collate_fn
+from training.dataset import (
+    WHISPER_UNITS_PER_DB,
+    AudioDataset,
+    FeatureCache,
+    LengthBucketSampler,
+    RandomEQ,
+    SpecAugment,
+    collate_fn,
+)
 from training.manifest import ManifestError, ManifestRow, read_manifest
 
 
@@ -109,3 +117,15 @@ def test_spec_augment_masks_bands_and_spans_with_the_clip_mean() -> None:
     assert torch.allclose(masked[changed], features.mean())
     assert changed.all(dim=1).sum() <= 8  # whole masked bands: at most one mask of 8
     assert torch.equal(features, torch.arange(80 * 200, dtype=torch.float32).reshape(80, 200))  # input untouched
+
+
+def test_random_eq_adds_one_smooth_bounded_curve_per_clip() -> None:
+    features = torch.randn(80, 120)
+    generator = torch.Generator().manual_seed(5)
+    curves = [RandomEQ(max_db=6.0)(features, generator) - features for _ in range(20)]
+    for curve in curves:
+        assert torch.allclose(curve, curve[:, :1].expand_as(curve), atol=1e-6)  # same gain in every frame
+        assert curve.abs().max() <= 6.0 * WHISPER_UNITS_PER_DB + 1e-6
+        assert curve[:, 0].diff().abs().max() < 0.05  # smooth across neighbouring bands
+    spread = torch.stack([c[:, 0] for c in curves]).std(dim=0)
+    assert spread.min() > 0  # clips get different curves

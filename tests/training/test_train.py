@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -51,6 +53,11 @@ def test_evaluation_reports_mp3_condition_and_attacks(trained_run: tuple[Path, d
     assert mp3["count"] == metrics["conditions"]["clean"]["count"] > 0
     assert set(mp3["eer_by_attack"]) == {"buzz"}
     assert len(list((out / "mp3").glob("*.mp3"))) == mp3["count"]
+    with (out / "eval" / "scores.csv").open() as handle:
+        scores = list(csv.DictReader(handle))
+    assert len(scores) == mp3["count"]
+    assert {row["label"] for row in scores} == {"real", "fake"}
+    assert all(0 <= float(row["clean"]) <= 1 and 0 <= float(row["mp3_64k"]) <= 1 for row in scores)
 
 
 def test_cli_flags_map_to_the_config() -> None:
@@ -67,15 +74,62 @@ def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--manifest" in capsys.readouterr().out
 
 
-def test_weight_average_is_the_mean_of_float_tensors_and_keeps_the_latest_counters() -> None:
+def test_weight_ema_moves_toward_the_live_weights_and_copies_counters() -> None:
     import torch
 
-    from training.train import WeightAverage
+    from model.detectors import ModelConfig, build_detector
+    from training.train import WeightEMA
 
-    average = WeightAverage()
-    for value in (1.0, 2.0, 6.0):
-        average.add({"weight": torch.full((2,), value), "num_batches_tracked": torch.tensor(int(value))})
-    state = average.state()
-    assert torch.equal(state["weight"], torch.full((2,), 3.0))
-    assert state["num_batches_tracked"].item() == 6
-    assert average.count == 3
+    live = build_detector(ModelConfig(architecture="improved", n_mels=4, hidden=2))
+    ema = WeightEMA(live, decay=0.5)
+    start = live.output.bias.detach().clone()
+    with torch.no_grad():
+        live.output.bias.add_(1.0)
+    for _ in range(50):
+        ema.update(live)
+    assert torch.allclose(ema.model.output.bias, start + 1.0, atol=1e-6)
+    assert not ema.model.output.bias.requires_grad
+
+    cnn = build_detector(ModelConfig(channels=(2,)))
+    cnn_ema = WeightEMA(cnn, decay=0.9)
+    cnn.blocks[0].bn1.num_batches_tracked.fill_(7)
+    cnn_ema.update(cnn)
+    assert cnn_ema.model.blocks[0].bn1.num_batches_tracked.item() == 7
+    # The decay ramps up from 2/11: the second update keeps only 3/12 of the average.
+    weight = cnn.head[0].weight.detach().clone()
+    with torch.no_grad():
+        cnn.head[0].weight.add_(1.0)
+    cnn_ema.update(cnn)
+    assert torch.allclose(cnn_ema.model.head[0].weight, weight + (1 - 3 / 12), atol=1e-6)
+
+
+def test_ensemble_trains_each_seed_and_averages_their_logits(toy_manifest: Path, tmp_path: Path) -> None:
+    import torch
+
+    from model.checkpoint import load_checkpoint
+
+    config = TrainConfig(
+        manifest=str(toy_manifest), out=str(tmp_path / "ens"), epochs=2, patience=2, batch_size=8,
+        cache_dir=str(tmp_path / "cache"), threads=2, members=2, seed=4, evaluate=False,
+    )  # fmt: skip
+    metadata = train(config)
+    assert [m["seed"] for m in metadata["members"]] == [4, 5]
+    assert 0 <= metadata["threshold"] <= 1
+    ensemble, _, saved = load_checkpoint(tmp_path / "ens")
+    assert saved["threshold"] == metadata["threshold"]
+    singles = [load_checkpoint(tmp_path / "ens" / "members" / f"seed-{seed}")[0] for seed in (4, 5)]
+    features, lengths = torch.randn(3, 80, 150), torch.tensor([150, 120, 40])
+    with torch.no_grad():
+        expected = torch.stack([s.logits(features, lengths) for s in singles]).mean(dim=0)
+        torch.testing.assert_close(ensemble.logits(features, lengths), expected)
+        assert not torch.allclose(singles[0].logits(features, lengths), singles[1].logits(features, lengths))
+    history = json.loads((tmp_path / "ens" / "history.json").read_text())
+    assert set(history) == {"seed-4", "seed-5"} and (tmp_path / "ens" / "training_curves.png").is_file()
+
+    # Finished members of the same recipe are reused (an interrupted ensemble resumes); another recipe retrains.
+    member_weights = tmp_path / "ens" / "members" / "seed-4" / "weights.pt"
+    stamp = member_weights.stat().st_mtime_ns
+    assert train(dataclasses.replace(config, threads=1))["dev_eer"] == metadata["dev_eer"]
+    assert member_weights.stat().st_mtime_ns == stamp
+    train(dataclasses.replace(config, learning_rate=1e-3))
+    assert member_weights.stat().st_mtime_ns != stamp
