@@ -25,7 +25,7 @@ train: $(SETUP_STAMP)       ## train the default CNN detector on the manifest
 	$(PY) -m training.train --manifest $(MANIFEST) --out $(RUN)
 
 train-baseline: $(SETUP_STAMP)  ## train the seed's ImprovedDetector the same way
-	$(PY) -m training.train --manifest $(MANIFEST) --architecture improved --out artifacts/baseline
+	$(PY) -m training.train --manifest $(MANIFEST) --architecture improved --members 1 --out artifacts/baseline
 
 evaluate: $(SETUP_STAMP)    ## evaluate a run on the test split (+ MP3 re-encoded copy)
 	$(PY) -m training.evaluate --checkpoint $(RUN) --manifest $(MANIFEST)

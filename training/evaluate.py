@@ -19,7 +19,7 @@ from tqdm import tqdm
 from model.audio import decode_audio
 from model.inference import AudioDetector
 from training.codecs import MP3_BITRATE, reencode_mp3
-from training.manifest import STANDARD_COLUMNS, ManifestRow, read_manifest
+from training.manifest import STANDARD_COLUMNS, ManifestRow, read_manifest, relative_path
 from training.metrics import eer_by_group, summarize
 from training.plots import plot_roc_det, plot_score_histograms
 
@@ -54,14 +54,17 @@ def condition_report(rows: Sequence[ManifestRow], scores: np.ndarray, threshold:
     return report
 
 
-def write_scores(rows: Sequence[ManifestRow], conditions: dict[str, np.ndarray], path: Path) -> None:
-    """One line per clip with every condition's P(real), so errors can be traced to files."""
+def write_scores(rows: Sequence[ManifestRow], conditions: dict[str, np.ndarray], manifest: Path, path: Path) -> None:
+    """One line per clip with every condition's P(real), so errors can be traced to files.
+
+    Paths are as in the manifest (relative to its folder), so the file means the same anywhere.
+    """
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "attack", "source", *conditions])
         for index, row in enumerate(rows):
             scores = (f"{s[index]:.6f}" for s in conditions.values())
-            writer.writerow([row.path, row.label, row.attack, row.source, *scores])
+            writer.writerow([relative_path(row.path, manifest.parent), row.label, row.attack, row.source, *scores])
 
 
 def evaluate_checkpoint(
@@ -93,7 +96,7 @@ def evaluate_checkpoint(
     out_dir = Path(out_dir or checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / METRICS_FILE).write_text(json.dumps(results, indent=2) + "\n")
-    write_scores(rows, conditions, out_dir / SCORES_FILE)
+    write_scores(rows, conditions, manifest, out_dir / SCORES_FILE)
     score_sets = {name: (s, is_real) for name, s in conditions.items()}
     plot_roc_det(score_sets, out_dir / "roc_det.png")
     plot_score_histograms(score_sets, detector.threshold, out_dir / "score_histograms.png")

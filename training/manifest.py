@@ -82,11 +82,12 @@ def write_manifest(rows: Iterable[ManifestRow], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow([*STANDARD_COLUMNS, *extra_columns])
         for row in rows:
-            writer.writerow([_relative(row.path, path.parent), *(row.column(c) for c in STANDARD_COLUMNS[1:]),
+            writer.writerow([relative_path(row.path, path.parent), *(row.column(c) for c in STANDARD_COLUMNS[1:]),
                              *(row.extras.get(c, "") for c in extra_columns)])  # fmt: skip
 
 
-def _relative(audio_path: Path, base: Path) -> str:
+def relative_path(audio_path: Path, base: Path) -> str:
+    """`audio_path` relative to `base` when it lies below it (so the CSV can move with its data)."""
     try:
         return Path(audio_path).resolve().relative_to(base.resolve()).as_posix()
     except ValueError:

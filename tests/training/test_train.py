@@ -19,7 +19,7 @@ def trained_run(toy_manifest: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("run")
     config = TrainConfig(
         manifest=str(toy_manifest), out=str(out), epochs=6, patience=6, batch_size=8, cache_dir=str(out / "cache"),
-        version="7.2", threads=2,
+        version="7.2", threads=2, members=1,
     )  # fmt: skip
     return out, train(config)
 
@@ -57,6 +57,7 @@ def test_evaluation_reports_mp3_condition_and_attacks(trained_run: tuple[Path, d
         scores = list(csv.DictReader(handle))
     assert len(scores) == mp3["count"]
     assert {row["label"] for row in scores} == {"real", "fake"}
+    assert all((toy_manifest.parent / row["path"]).is_file() and not Path(row["path"]).is_absolute() for row in scores)
     assert all(0 <= float(row["clean"]) <= 1 and 0 <= float(row["mp3_64k"]) <= 1 for row in scores)
 
 
