@@ -80,6 +80,26 @@ class RandomEQ:
         return features + (curve * self.max_db * WHISPER_UNITS_PER_DB)[:, None]
 
 
+@dataclass(frozen=True)
+class RandomFrequencyWarp:
+    """Training-only vocal-tract-length perturbation: stretch the mel axis by up to ±max_warp.
+
+    A new speaker's formants sit a little higher or lower than any training voice; stretching
+    each clip's spectrum by a random factor shows the detector more voices than the data has.
+    """
+
+    max_warp: float = 0.1
+
+    def __call__(self, features: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        bins = features.shape[0]
+        factor = 1.0 + (float(torch.rand(1, generator=generator)) * 2 - 1) * self.max_warp
+        source = (torch.arange(bins, dtype=features.dtype) / factor).clamp(max=bins - 1)
+        low = source.floor().long()
+        high = (low + 1).clamp(max=bins - 1)
+        weight = (source - low)[:, None]
+        return features[low] * (1 - weight) + features[high] * weight
+
+
 class FeatureCache:
     """Full-clip log-mel features on disk (and in memory once read), keyed by file and config."""
 

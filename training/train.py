@@ -30,6 +30,7 @@ from training.dataset import (
     FeatureCache,
     LengthBucketSampler,
     RandomEQ,
+    RandomFrequencyWarp,
     SpecAugment,
     collate_fn,
 )
@@ -61,6 +62,7 @@ class TrainConfig:
     threads: int = 0
     spec_augment: bool = True
     eq_augment_db: float = 0.0
+    warp_augment: float = 0.0
     normalize_bands: bool = False
     ema_decay: float = 0.0
     members: int = 3
@@ -84,6 +86,7 @@ HELP = {
     "threads": "torch CPU threads (0 = torch's default)",
     "spec_augment": "mask random mel bands and time spans of training clips (SpecAugment)",
     "eq_augment_db": "colour training clips with a random smooth EQ of up to ± this many dB (0 = off)",
+    "warp_augment": "stretch each training clip's mel axis by a random factor within ± this (e.g. 0.1; 0 = off)",
     "normalize_bands": "model subtracts each mel band's mean over the clip (cepstral mean normalisation)",
     "ema_decay": "keep an exponential moving average of the weights per step and select/ship it (0 = off)",
     "members": "train this many seeds (seed, seed+1, ...) into out/members/ and ship their averaged logits",
@@ -198,6 +201,8 @@ def train_one(config: TrainConfig) -> dict:
     augment = [SpecAugment()] if config.spec_augment else []
     if config.eq_augment_db > 0:
         augment.append(RandomEQ(max_db=config.eq_augment_db))
+    if config.warp_augment > 0:
+        augment.append(RandomFrequencyWarp(max_warp=config.warp_augment))
     train_set = AudioDataset(splits["train"], cache, max_frames, random_crop=True, generator=generator, augment=augment)
     train_sampler = LengthBucketSampler(train_set.frames(), config.batch_size, shuffle=True, generator=generator)
     train_loader = DataLoader(train_set, batch_sampler=train_sampler, collate_fn=collate_fn)

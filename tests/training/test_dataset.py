@@ -17,6 +17,7 @@ from training.dataset import (
     FeatureCache,
     LengthBucketSampler,
     RandomEQ,
+    RandomFrequencyWarp,
     SpecAugment,
     collate_fn,
 )
@@ -129,3 +130,19 @@ def test_random_eq_adds_one_smooth_bounded_curve_per_clip() -> None:
         assert curve[:, 0].diff().abs().max() < 0.05  # smooth across neighbouring bands
     spread = torch.stack([c[:, 0] for c in curves]).std(dim=0)
     assert spread.min() > 0  # clips get different curves
+
+
+def test_frequency_warp_moves_a_formant_by_the_drawn_factor_and_nothing_else() -> None:
+    features = torch.zeros(80, 50)
+    features[40] = 1.0  # one bright band
+    generator = torch.Generator().manual_seed(0)
+    peaks = set()
+    for _ in range(30):
+        warped = RandomFrequencyWarp(max_warp=0.1)(features, generator)
+        assert warped.shape == features.shape
+        assert torch.allclose(warped, warped[:, :1].expand_as(warped))  # same warp in every frame
+        peak = int(warped[:, 0].argmax())
+        assert 36 <= peak <= 44  # 40 x (1 ± 0.1)
+        peaks.add(peak)
+    assert len(peaks) > 3  # different clips, different voices
+    assert torch.equal(RandomFrequencyWarp(max_warp=0.0)(features, generator), features)
