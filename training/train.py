@@ -140,9 +140,10 @@ class WeightEMA:
     """Exponential moving average of every weight and BatchNorm statistic, updated each step.
 
     Late-epoch dev EER swings by about a point from one epoch to the next; the average of the
-    recent trajectory is smoother than any single snapshot, so it is the model that is
-    evaluated, selected and shipped. The decay ramps up over the first steps so the average
-    does not remember the random initialisation.
+    recent trajectory is smoother than any single snapshot. When enabled it is the model that
+    is evaluated, selected and shipped (on the embedded set it lost to the best epoch on dev,
+    so it is off by default). The decay ramps up over the first steps so the average does not
+    remember the random initialisation.
     """
 
     def __init__(self, model: Detector, decay: float) -> None:
@@ -163,15 +164,22 @@ class WeightEMA:
                 average.copy_(current)
 
 
-def read_splits(config: TrainConfig, feature_config: FeatureConfig) -> tuple[dict[str, list], FeatureCache]:
-    """The manifest's train and dev rows, with every clip's features in the cache."""
+def read_splits(
+    config: TrainConfig, feature_config: FeatureConfig, names: tuple[str, ...] = ("train", "dev")
+) -> tuple[dict[str, list], FeatureCache]:
+    """The manifest's rows of the named splits, with every clip's features in the cache."""
     rows = read_manifest(Path(config.manifest))
-    splits = {name: [r for r in rows if r.split == name] for name in ("train", "dev")}
-    if not splits["train"] or not splits["dev"]:
-        raise SystemExit(f"{config.manifest}: training needs rows with split=train and split=dev")
+    splits = {name: [r for r in rows if r.split == name] for name in names}
+    if not all(splits.values()):
+        raise SystemExit(f"{config.manifest}: training needs rows with " + " and ".join(f"split={n}" for n in names))
     cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else None, feature_config)
-    cache.fill([r.path for r in splits["train"] + splits["dev"]], description="log-mel features")
+    cache.fill([r.path for name in names for r in splits[name]], description="log-mel features")
     return splits, cache
+
+
+def window_frames(feature_config: FeatureConfig) -> int:
+    """Frames in one scoring window: training crops to what serving's windows see."""
+    return int(feature_config.window_seconds * FRAMES_PER_SECOND)
 
 
 def make_dev_loader(rows: list, cache: FeatureCache, max_frames: int, batch_size: int) -> DataLoader:
@@ -196,7 +204,7 @@ def train_one(config: TrainConfig) -> dict:
     # Data: the manifest's splits, features through the shared extractor, cached on disk.
     feature_config = FeatureConfig()
     splits, cache = read_splits(config, feature_config)
-    max_frames = int(feature_config.window_seconds * FRAMES_PER_SECOND)
+    max_frames = window_frames(feature_config)
     generator = torch.Generator().manual_seed(config.seed)
     augment = [SpecAugment()] if config.spec_augment else []
     if config.eq_augment_db > 0:
@@ -294,9 +302,10 @@ def already_trained(directory: Path, config: TrainConfig) -> bool:
     metadata_file = directory / METADATA_FILE
     if not (directory / WEIGHTS_FILE).is_file() or not metadata_file.is_file():
         return False
-    recorded = json.loads(metadata_file.read_text()).get("train_config", {})
+    # An option newer than the run is absent from its record; the run had that option's default.
+    recorded = {**dataclasses.asdict(TrainConfig()), **json.loads(metadata_file.read_text()).get("train_config", {})}
     wanted = dataclasses.asdict(config)
-    return all(recorded.get(k) == v for k, v in wanted.items() if k not in RECIPE_INDEPENDENT)
+    return all(recorded[k] == v for k, v in wanted.items() if k not in RECIPE_INDEPENDENT)
 
 
 def train_ensemble(config: TrainConfig) -> dict:
@@ -319,16 +328,14 @@ def train_ensemble(config: TrainConfig) -> dict:
         member_dirs.append(member_dir)
 
     members = [load_checkpoint(d) for d in member_dirs]
-    feature_config = members[0][1]
+    feature_config = FeatureConfig()
     model_config = dataclasses.replace(ModelConfig.load(member_dirs[0] / MODEL_CONFIG_FILE), members=len(members))
     ensemble = build_detector(model_config)
     for target, (member, _, _) in zip(ensemble.members, members, strict=True):
         target.load_state_dict(member.state_dict())
     device = pick_device(config.device)
-    splits, cache = read_splits(config, FeatureConfig())
-    dev_loader = make_dev_loader(
-        splits["dev"], cache, int(feature_config.window_seconds * FRAMES_PER_SECOND), config.batch_size
-    )
+    splits, cache = read_splits(config, feature_config, names=("dev",))
+    dev_loader = make_dev_loader(splits["dev"], cache, window_frames(feature_config), config.batch_size)
     scores, labels, _ = score_loader(ensemble.to(device), dev_loader, device)
     dev_eer, threshold = equal_error_rate(scores, labels.astype(bool))
     member_summaries = [

@@ -132,5 +132,12 @@ def test_ensemble_trains_each_seed_and_averages_their_logits(toy_manifest: Path,
     stamp = member_weights.stat().st_mtime_ns
     assert train(dataclasses.replace(config, threads=1))["dev_eer"] == metadata["dev_eer"]
     assert member_weights.stat().st_mtime_ns == stamp
+    # A run recorded before an option existed counts as having used that option's default.
+    metadata_file = tmp_path / "ens" / "members" / "seed-4" / "metadata.json"
+    recorded = json.loads(metadata_file.read_text())
+    del recorded["train_config"]["warp_augment"]
+    metadata_file.write_text(json.dumps(recorded))
+    train(config)
+    assert member_weights.stat().st_mtime_ns == stamp
     train(dataclasses.replace(config, learning_rate=1e-3))
     assert member_weights.stat().st_mtime_ns != stamp
