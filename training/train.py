@@ -38,9 +38,10 @@ from training.evaluate import evaluate_checkpoint
 from training.manifest import read_manifest
 from training.metrics import equal_error_rate
 from training.plots import plot_history
+from training.vocoded import vocoded_copies
 
 MEMBERS_DIR = "members"
-RECIPE_INDEPENDENT = ("out", "threads", "device")  # where and how fast, not what is learned
+RECIPE_INDEPENDENT = ("out", "threads", "device", "cache_dir", "vocoded_dir")  # where and how fast, not what
 
 
 @dataclass
@@ -66,6 +67,8 @@ class TrainConfig:
     normalize_bands: bool = False
     ema_decay: float = 0.0
     members: int = 3
+    vocoded_copies: int = 0
+    vocoded_dir: str = "data/cache/vocoded"
 
 
 HELP = {
@@ -90,6 +93,8 @@ HELP = {
     "normalize_bands": "model subtracts each mel band's mean over the clip (cepstral mean normalisation)",
     "ema_decay": "keep an exponential moving average of the weights per step and select/ship it (0 = off)",
     "members": "train this many seeds (seed, seed+1, ...) into out/members/ and ship their averaged logits",
+    "vocoded_copies": "add this many Griffin-Lim vocoded copies of every real training clip as fakes (0 = off)",
+    "vocoded_dir": "folder for the vocoded copies, made once and reused",
 }
 
 
@@ -204,6 +209,10 @@ def train_one(config: TrainConfig) -> dict:
     # Data: the manifest's splits, features through the shared extractor, cached on disk.
     feature_config = FeatureConfig()
     splits, cache = read_splits(config, feature_config)
+    if config.vocoded_copies:
+        copies = vocoded_copies(splits["train"], config.vocoded_copies, Path(config.vocoded_dir))
+        cache.fill([r.path for r in copies], description="log-mel features of the copies")
+        splits["train"] += copies
     max_frames = window_frames(feature_config)
     generator = torch.Generator().manual_seed(config.seed)
     augment = [SpecAugment()] if config.spec_augment else []
@@ -228,6 +237,8 @@ def train_one(config: TrainConfig) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(train_loader))
     real_fraction = float(np.mean([r.is_real for r in splits["train"]]))
+    # Both classes weigh the same in the loss however many fakes the vocoded copies add.
+    real_weight = torch.tensor((1.0 - real_fraction) / real_fraction if 0 < real_fraction < 1 else 1.0, device=device)
     print(
         f"training {config.architecture} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}: "
         f"{len(train_set)} train / {len(splits['dev'])} dev clips, {real_fraction:.0%} real"
@@ -245,7 +256,9 @@ def train_one(config: TrainConfig) -> dict:
         progress = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False)
         for features, lengths, targets in progress:
             logits = model.logits(features.to(device), lengths.to(device))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.to(device))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, targets.to(device), pos_weight=real_weight
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
