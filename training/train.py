@@ -42,6 +42,8 @@ from training.vocoded import vocoded_copies
 
 MEMBERS_DIR = "members"
 RECIPE_INDEPENDENT = ("out", "threads", "device", "cache_dir", "vocoded_dir")  # where and how fast, not what
+# What a run recorded before an option existed used, where that is not the option's default.
+PRE_OPTION_VALUES = {"vocoded_copies": 0}
 
 
 @dataclass
@@ -67,7 +69,7 @@ class TrainConfig:
     normalize_bands: bool = False
     ema_decay: float = 0.0
     members: int = 3
-    vocoded_copies: int = 0
+    vocoded_copies: int = 1
     vocoded_dir: str = "data/cache/vocoded"
 
 
@@ -315,8 +317,9 @@ def already_trained(directory: Path, config: TrainConfig) -> bool:
     metadata_file = directory / METADATA_FILE
     if not (directory / WEIGHTS_FILE).is_file() or not metadata_file.is_file():
         return False
-    # An option newer than the run is absent from its record; the run had that option's default.
-    recorded = {**dataclasses.asdict(TrainConfig()), **json.loads(metadata_file.read_text()).get("train_config", {})}
+    # An option newer than the run is absent from its record: the run had its old behaviour.
+    record = json.loads(metadata_file.read_text()).get("train_config", {})
+    recorded = {**dataclasses.asdict(TrainConfig()), **PRE_OPTION_VALUES, **record}
     wanted = dataclasses.asdict(config)
     return all(recorded[k] == v for k, v in wanted.items() if k not in RECIPE_INDEPENDENT)
 

@@ -19,7 +19,7 @@ def trained_run(toy_manifest: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("run")
     config = TrainConfig(
         manifest=str(toy_manifest), out=str(out), epochs=6, patience=6, batch_size=8, cache_dir=str(out / "cache"),
-        version="7.2", threads=2, members=1,
+        vocoded_dir=str(out / "vocoded"), version="7.2", threads=2, members=1,
     )  # fmt: skip
     return out, train(config)
 
@@ -111,7 +111,7 @@ def test_ensemble_trains_each_seed_and_averages_their_logits(toy_manifest: Path,
 
     config = TrainConfig(
         manifest=str(toy_manifest), out=str(tmp_path / "ens"), epochs=2, patience=2, batch_size=8,
-        cache_dir=str(tmp_path / "cache"), threads=2, members=2, seed=4, evaluate=False,
+        cache_dir=str(tmp_path / "cache"), threads=2, members=2, seed=4, evaluate=False, vocoded_copies=0,
     )  # fmt: skip
     metadata = train(config)
     assert [m["seed"] for m in metadata["members"]] == [4, 5]
@@ -136,6 +136,7 @@ def test_ensemble_trains_each_seed_and_averages_their_logits(toy_manifest: Path,
     metadata_file = tmp_path / "ens" / "members" / "seed-4" / "metadata.json"
     recorded = json.loads(metadata_file.read_text())
     del recorded["train_config"]["warp_augment"]
+    del recorded["train_config"]["vocoded_copies"]  # ... or, for vocoded copies, none (its default is 1)
     metadata_file.write_text(json.dumps(recorded))
     train(config)
     assert member_weights.stat().st_mtime_ns == stamp
