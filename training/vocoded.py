@@ -6,7 +6,7 @@ vocoded has to learn the vocoder's trace instead, which is what carries over to 
 efficiently created using neural vocoders", ICASSP 2023). The only vocoder available offline is
 Griffin-Lim through an 80-band mel bottleneck, the embedded dataset's own; each copy then passes
 through a channel drawn from the dataset's mix, so codecs stay no shortcut. Copies are written
-once as FLAC, named by clip, copy number and seed, and reused by later runs.
+once as FLAC, named by the clip's content, copy number and seed, and reused by later runs.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ VOCODED_ATTACK = "vocoded-copy"
 FAKE = "fake"
 FLAC_SUBTYPE = "PCM_16"
 CHANNEL_COLUMN = "channel"
+KEY_CHARS = 16  # hex digits of the key in a copy's file name
+SEED_CHARS = 16  # hex digits of the key that seed the copy's random draws (64 bits, halved to 63)
 
 
 def vocoded_copies(rows: Sequence[ManifestRow], copies: int, directory: Path, seed: int = 0) -> list[ManifestRow]:
@@ -36,23 +38,20 @@ def vocoded_copies(rows: Sequence[ManifestRow], copies: int, directory: Path, se
     jobs = [(row, index) for row in rows if row.is_real for index in range(copies)]
     made = []
     for row, index in tqdm(jobs, desc="vocoded copies", unit="clip", leave=False):
-        target = copy_path(directory, row.path, index, seed)
+        key = copy_key(row.path, index, seed)
+        target = Path(directory) / f"{Path(row.path).stem}-{key[:KEY_CHARS]}.flac"
         if not target.is_file():
-            make_copy(row.path, target, copy_seed(row.path, index, seed))
+            make_copy(row.path, target, int(key[:SEED_CHARS], 16) >> 1)
         extras = {k: v for k, v in row.extras.items() if k != CHANNEL_COLUMN}  # the copy has a channel of its own
         made.append(dataclasses.replace(row, path=target, label=FAKE, attack=VOCODED_ATTACK, extras=extras))
     return made
 
 
-def copy_seed(source: Path, index: int, seed: int) -> int:
-    """A 63-bit seed from the clip, the copy number and the run seed (never from list order)."""
-    digest = hashlib.sha256(f"{seed}:{index}:{Path(source).resolve()}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
-def copy_path(directory: Path, source: Path, index: int, seed: int) -> Path:
-    key = hashlib.sha1(f"{Path(source).resolve()}|{index}|{seed}".encode()).hexdigest()[:16]
-    return Path(directory) / f"{Path(source).stem}-{key}.flac"
+def copy_key(source: Path, index: int, seed: int) -> str:
+    """Hex digest of the clip's bytes, the copy number and the seed: a moved or re-cloned dataset
+    gets the same copies, and a changed clip gets new ones."""
+    content = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    return hashlib.sha256(f"{seed}:{index}:{content}".encode()).hexdigest()
 
 
 def make_copy(source: Path, target: Path, seed: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import soundfile as sf
 from model.audio import SAMPLE_RATE, decode_audio
 from training.manifest import read_manifest
 from training.train import TrainConfig, train
-from training.vocoded import VOCODED_ATTACK, copy_path, vocoded_copies
+from training.vocoded import VOCODED_ATTACK, copy_key, vocoded_copies
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,18 @@ def test_copies_are_deterministic_and_made_once(train_rows: list, tmp_path: Path
     assert [c.path for c in vocoded_copies(train_rows, 1, tmp_path / "a")] == [c.path for c in first]
     assert [c.path.stat().st_mtime_ns for c in first] == stamps
     real = next(row for row in train_rows if row.is_real)
-    assert copy_path(tmp_path, real.path, 0, seed=0) != copy_path(tmp_path, real.path, 0, seed=1)
+    assert copy_key(real.path, 0, seed=0) != copy_key(real.path, 0, seed=1) != copy_key(real.path, 1, seed=1)
+
+
+def test_a_moved_clip_keeps_its_copy_and_a_changed_one_gets_a_new_one(train_rows: list, tmp_path: Path) -> None:
+    real = next(row for row in train_rows if row.is_real)
+    moved = tmp_path / "elsewhere" / "renamed.flac"
+    moved.parent.mkdir()
+    shutil.copyfile(real.path, moved)
+    assert copy_key(moved, 0, seed=0) == copy_key(real.path, 0, seed=0)
+    samples, rate = sf.read(real.path)
+    sf.write(moved, samples * 0.5, rate)
+    assert copy_key(moved, 0, seed=0) != copy_key(real.path, 0, seed=0)
 
 
 def test_training_with_copies_adds_them_to_train_only(toy_manifest: Path, tmp_path: Path) -> None:
