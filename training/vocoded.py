@@ -17,17 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
-from model.audio import SAMPLE_RATE, decode_audio
+from model.audio import decode_audio
+from training.embedded.build import write_flac
 from training.embedded.channel import PEAK_CEILING, apply_channel, draw_treatment
+from training.embedded.plan import FAKE
 from training.embedded.tts import GRIFFIN_LIM, draw_voice, griffin_lim
 from training.manifest import ManifestRow
 
 VOCODED_ATTACK = "vocoded-copy"
-FAKE = "fake"
-FLAC_SUBTYPE = "PCM_16"
 CHANNEL_COLUMN = "channel"
 KEY_CHARS = 16  # hex digits of the key in a copy's file name
 SEED_CHARS = 16  # hex digits of the key that seed the copy's random draws (64 bits, halved to 63)
@@ -63,8 +62,4 @@ def make_copy(source: Path, target: Path, seed: int) -> None:
     peak = float(np.max(np.abs(vocoded), initial=0.0))
     if peak > PEAK_CEILING:
         vocoded = vocoded * (PEAK_CEILING / peak)
-    samples = np.clip(apply_channel(vocoded, treatment.channel, treatment.channel_setting), -1.0, 1.0)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
-    sf.write(partial, samples, SAMPLE_RATE, format="FLAC", subtype=FLAC_SUBTYPE)
-    partial.replace(target)
+    write_flac(np.clip(apply_channel(vocoded, treatment.channel, treatment.channel_setting), -1.0, 1.0), target)

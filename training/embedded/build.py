@@ -101,10 +101,16 @@ def build_clip(job: ClipJob, out_dir: Path) -> Outcome:
     except (ClipRejected, SynthesisError, AudioDecodeError) as error:
         _rejected_marker(target).write_text(f"{error}\n")
         return Outcome(job.clip_id, "rejected", str(error))
+    write_flac(samples, target)
+    return Outcome(job.clip_id, "built")
+
+
+def write_flac(samples: np.ndarray, target: Path) -> None:
+    """16-bit FLAC at 16 kHz, written under a temporary name and renamed: never a half file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     sf.write(partial, samples, SAMPLE_RATE, format="FLAC", subtype=FLAC_SUBTYPE)
     partial.replace(target)
-    return Outcome(job.clip_id, "built")
 
 
 def source_audio(job: ClipJob) -> np.ndarray:
