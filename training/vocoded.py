@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from model.audio import decode_audio
 from training.embedded.build import write_flac
-from training.embedded.channel import PEAK_CEILING, apply_channel, draw_treatment
+from training.embedded.channel import PEAK_CEILING, draw_treatment, pass_channel
 from training.embedded.plan import FAKE
 from training.embedded.tts import GRIFFIN_LIM, draw_voice, griffin_lim
 from training.manifest import ManifestRow
@@ -62,4 +62,4 @@ def make_copy(source: Path, target: Path, seed: int) -> None:
     peak = float(np.max(np.abs(vocoded), initial=0.0))
     if peak > PEAK_CEILING:
         vocoded = vocoded * (PEAK_CEILING / peak)
-    write_flac(np.clip(apply_channel(vocoded, treatment.channel, treatment.channel_setting), -1.0, 1.0), target)
+    write_flac(pass_channel(vocoded, treatment), target)

@@ -187,5 +187,9 @@ def process(samples: np.ndarray, treatment: Treatment, rng: np.random.Generator)
     if speech.size < MIN_SPEECH_SECONDS * SAMPLE_RATE:
         raise ClipRejected(f"only {speech.size / SAMPLE_RATE:.2f} s of speech after trimming")
     speech = normalise_level(crop(speech), treatment.level_dbfs)
-    framed = pad_and_add_noise(speech, treatment, rng)
-    return np.clip(apply_channel(framed, treatment.channel, treatment.channel_setting), -1.0, 1.0)
+    return pass_channel(pad_and_add_noise(speech, treatment, rng), treatment)
+
+
+def pass_channel(samples: np.ndarray, treatment: Treatment) -> np.ndarray:
+    """The treatment's channel, then clipped to [-1, 1]: what a 16-bit file can hold."""
+    return np.clip(apply_channel(samples, treatment.channel, treatment.channel_setting), -1.0, 1.0)
