@@ -10,7 +10,7 @@ SETUP_STAMP := $(VENV)/.installed
 
 RUN_DIR    ?= runs/serve
 
-.PHONY: setup data train train-baseline evaluate archive serve stop demo test bench load lint format clean
+.PHONY: setup data train train-baseline evaluate archive serve stop demo test bench load gpu-check lint format clean
 
 setup:                      ## install Debian packages and the .venv (idempotent)
 	bash scripts/setup.sh
@@ -47,6 +47,9 @@ bench: $(SETUP_STAMP)       ## latency/throughput/memory of offline scoring and 
 
 load: $(SETUP_STAMP)        ## load test: 5,000 mixed requests at concurrency 32 against a fresh stack
 	$(PY) -m scripts.load_test
+
+gpu-check: $(SETUP_STAMP)   ## on a CUDA machine: train, reload and serve on the GPU, compare with the CPU
+	$(PY) -m scripts.gpu_check --report runs/gpu_check.json
 
 lint: $(SETUP_STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

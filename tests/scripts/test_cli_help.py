@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = (
     "training.train", "training.evaluate", "training.build_dataset", "training.prepare",
     "scripts.archive", "scripts.serve", "scripts.torchserve", "scripts.manage",
-    "scripts.bench", "scripts.load_test", "scripts.demo_samples",
+    "scripts.bench", "scripts.load_test", "scripts.demo_samples", "scripts.gpu_check",
 )  # fmt: skip
 
 
