@@ -31,6 +31,7 @@ from training.dataset import (
     LengthBucketSampler,
     RandomEQ,
     RandomFrequencyWarp,
+    RandomShortCrop,
     SpecAugment,
     collate_fn,
 )
@@ -41,6 +42,7 @@ from training.plots import plot_history
 from training.vocoded import vocoded_copies
 
 MEMBERS_DIR = "members"
+SHORT_CROP_MIN_SECONDS = 0.5
 RECIPE_INDEPENDENT = ("out", "threads", "device", "cache_dir", "vocoded_dir")  # where and how fast, not what
 # What a run recorded before an option existed used, where that is not the option's default.
 PRE_OPTION_VALUES = {"vocoded_copies": 0}
@@ -66,6 +68,7 @@ class TrainConfig:
     spec_augment: bool = True
     eq_augment_db: float = 0.0
     warp_augment: float = 0.0
+    short_crop: float = 0.0
     normalize_bands: bool = False
     ema_decay: float = 0.0
     members: int = 3
@@ -92,6 +95,7 @@ HELP = {
     "spec_augment": "mask random mel bands and time spans of training clips (SpecAugment)",
     "eq_augment_db": "colour training clips with a random smooth EQ of up to ± this many dB (0 = off)",
     "warp_augment": "stretch each training clip's mel axis by a random factor within ± this (e.g. 0.1; 0 = off)",
+    "short_crop": f"share of training clips cut to a random span of at least {SHORT_CROP_MIN_SECONDS} s (0 = off)",
     "normalize_bands": "model subtracts each mel band's mean over the clip (cepstral mean normalisation)",
     "ema_decay": "keep an exponential moving average of the weights per step and select/ship it (0 = off)",
     "members": "train this many seeds (seed, seed+1, ...) into out/members/ and ship their averaged logits",
@@ -217,7 +221,12 @@ def train_one(config: TrainConfig) -> dict:
         splits["train"] += copies
     max_frames = window_frames(feature_config)
     generator = torch.Generator().manual_seed(config.seed)
-    augment = [SpecAugment()] if config.spec_augment else []
+    augment: list = []
+    if config.short_crop > 0:
+        min_frames = int(SHORT_CROP_MIN_SECONDS * FRAMES_PER_SECOND)
+        augment.append(RandomShortCrop(probability=config.short_crop, min_frames=min_frames))
+    if config.spec_augment:
+        augment.append(SpecAugment())
     if config.eq_augment_db > 0:
         augment.append(RandomEQ(max_db=config.eq_augment_db))
     if config.warp_augment > 0:

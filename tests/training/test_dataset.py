@@ -18,6 +18,7 @@ from training.dataset import (
     LengthBucketSampler,
     RandomEQ,
     RandomFrequencyWarp,
+    RandomShortCrop,
     SpecAugment,
     collate_fn,
 )
@@ -146,3 +147,23 @@ def test_frequency_warp_moves_a_formant_by_the_drawn_factor_and_nothing_else() -
         peaks.add(peak)
     assert len(peaks) > 3  # different clips, different voices
     assert torch.equal(RandomFrequencyWarp(max_warp=0.0)(features, generator), features)
+
+
+def test_short_crop_keeps_a_contiguous_span_of_at_least_the_minimum_for_its_share_of_clips() -> None:
+    features = torch.arange(300, dtype=torch.float32).expand(80, 300)  # each frame holds its index
+    generator = torch.Generator().manual_seed(0)
+    crop = RandomShortCrop(probability=0.5, min_frames=50)
+    lengths = []
+    for _ in range(400):
+        cropped = crop(features, generator)
+        frames = cropped.shape[-1]
+        start = int(cropped[0, 0])
+        assert 50 <= frames <= 300
+        assert torch.equal(cropped, features[:, start : start + frames])  # one contiguous span, all bands
+        lengths.append(frames)
+    shortened = sum(n < 300 for n in lengths) / len(lengths)
+    assert 0.4 < shortened < 0.6
+    assert min(lengths) < 100  # spans near the minimum occur
+    short_clip = features[:, :40]
+    assert torch.equal(crop(short_clip, generator), short_clip)  # never cut below the minimum
+    assert torch.equal(RandomShortCrop(probability=0.0)(features, generator), features)
