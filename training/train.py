@@ -27,6 +27,7 @@ from model.features import FeatureConfig
 from training.dataset import (
     FRAMES_PER_SECOND,
     AudioDataset,
+    Augmentation,
     FeatureCache,
     LengthBucketSampler,
     RandomEQ,
@@ -221,7 +222,7 @@ def train_one(config: TrainConfig) -> dict:
         splits["train"] += copies
     max_frames = window_frames(feature_config)
     generator = torch.Generator().manual_seed(config.seed)
-    augment: list = []
+    augment: list[Augmentation] = []
     if config.short_crop > 0:
         min_frames = int(SHORT_CROP_MIN_SECONDS * FRAMES_PER_SECOND)
         augment.append(RandomShortCrop(probability=config.short_crop, min_frames=min_frames))
