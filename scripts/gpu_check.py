@@ -25,6 +25,7 @@ import torch
 from model.audio import SAMPLE_RATE
 from model.inference import AudioDetector
 from model.signals import speech_like, wav_bytes
+from scripts.bench import median_ms
 from training.manifest import ManifestRow, write_manifest
 from training.train import TrainConfig, train
 
@@ -131,15 +132,10 @@ def check_handler(device: str, checkpoint: Path) -> dict:
 
 
 def clips_per_second(detector: AudioDetector, clips: list[np.ndarray]) -> float:
+    """Median rate over repeats; scores come back to the CPU, so each timing includes the GPU's work."""
     detector.score_waveforms(clips[:2])  # warm-up: kernels, allocator
-    timings = []
-    for _ in range(THROUGHPUT_REPEATS):
-        started = time.perf_counter()
-        detector.score_waveforms(clips)
-        if detector.device.type == "cuda":
-            torch.cuda.synchronize()
-        timings.append(time.perf_counter() - started)
-    return len(clips) / float(np.median(timings))
+    milliseconds = median_ms(lambda: detector.score_waveforms(clips), repeats=THROUGHPUT_REPEATS)
+    return len(clips) / (milliseconds / 1000)
 
 
 def measure_throughput(device: str, checkpoint: Path) -> dict:
@@ -168,15 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device is visible to torch; run this on a machine with a GPU")
-    checks: dict[str, Callable[[], dict]] = {
-        "training": lambda: check_training(args.device, Path(work)),
-        "scoring_parity": lambda: check_scoring_parity(args.device, args.checkpoint),
-        "handler": lambda: check_handler(args.device, args.checkpoint),
-        "throughput": lambda: measure_throughput(args.device, args.checkpoint),
-    }
     device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     report: dict = {"device": device_name, "torch": torch.__version__}
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
+        checks: dict[str, Callable[[], dict]] = {
+            "training": lambda: check_training(args.device, Path(work)),
+            "scoring_parity": lambda: check_scoring_parity(args.device, args.checkpoint),
+            "handler": lambda: check_handler(args.device, args.checkpoint),
+            "throughput": lambda: measure_throughput(args.device, args.checkpoint),
+        }
         for name, check in checks.items():
             try:
                 report[name] = check()
