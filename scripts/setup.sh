@@ -10,6 +10,7 @@ DATASET_PACKAGES=(
   espeak-ng festival festvox-kallpc16k flite    # TTS engines: the dataset's fake speech
   klettres-data ktuberling-data                 # real speech: letters, syllables, words
   fillets-ng-data fillets-ng-data-nl            # real speech: Dutch dialogue and its script
+  asterisk-core-sounds-{en,es,fr,it,ru}-g722    # real speech, training only: four prompt voices
 )
 APT_PACKAGES=("${SERVE_PACKAGES[@]}")
 [ "${SETUP_PROFILE:-full}" = "serve" ] || APT_PACKAGES+=("${DATASET_PACKAGES[@]}")

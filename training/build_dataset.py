@@ -1,7 +1,9 @@
 """Build the embedded default dataset (`make data`): real vs synthetic speech from Debian packages.
 
 Real speech: klettres-data (letters and syllables, ~20 languages), ktuberling-data (spoken words,
-~25 languages) and fillets-ng-data-nl (Dutch game dialogue). Fake speech: espeak-ng, festival
+~25 languages) and fillets-ng-data-nl (Dutch game dialogue) feed every split; the asterisk-core-sounds
+prompts (four voices, five languages) add training clips only (--train-only-share), so dev and
+test stay the same whichever share is chosen. Fake speech: espeak-ng, festival
 (kal diphone), flite (kal, awb, rms) speaking the same words, and Griffin-Lim resynthesis of real
 clips whose words are unknown. Each real clip is paired with one fake of the same content and
 language, the pair stays in one split (train/dev/test ~70/15/15, disjoint by speaker language or
@@ -25,9 +27,15 @@ from collections import Counter
 from pathlib import Path
 
 from training.embedded.build import DEFAULT_WORKERS, build_all, kept_pairs, manifest_rows, write_dataset_manifest
-from training.embedded.plan import DEFAULT_SEED, DEFAULT_TOTAL_CLIPS, plan_pairs
+from training.embedded.plan import (
+    DEFAULT_SEED,
+    DEFAULT_TOTAL_CLIPS,
+    DEFAULT_TRAIN_ONLY_SHARE,
+    plan_pairs,
+    plan_train_only_pairs,
+)
 from training.embedded.raw import build_raw_test
-from training.embedded.sources import find_real_clips
+from training.embedded.sources import find_real_clips, find_train_only_clips
 from training.embedded.summary import summary_table
 
 DEFAULT_OUT = Path("data/embedded")
@@ -44,7 +52,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--limit",
         type=int,
         default=DEFAULT_TOTAL_CLIPS,
-        help=f"total clips, half real and half fake (default {DEFAULT_TOTAL_CLIPS}); small values for quick runs",
+        help=f"clips of the main plan, half real and half fake (default {DEFAULT_TOTAL_CLIPS}); small for quick runs",
+    )
+    parser.add_argument(
+        "--train-only-share",
+        type=float,
+        default=DEFAULT_TRAIN_ONLY_SHARE,
+        help="extra training clips from the train-only voices, as a share of --limit "
+        f"(default {DEFAULT_TRAIN_ONLY_SHARE:g}; 0 leaves them out)",
     )
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="parallel processes (default 2)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed for every random choice (default 0)")
@@ -57,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.limit < 2:
         parser.error("--limit must be at least 2 (one real and one fake clip)")
+    if args.train_only_share < 0:
+        parser.error("--train-only-share must not be negative")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     return args
@@ -74,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         manifest = build_raw_test(pairs[:wanted], args.out)
         print(f"raw held-out set: {manifest}; {time.monotonic() - started:.0f} s")
         return 0
-    jobs = [job for pair in pairs for job in (pair.real, pair.fake)]
+    extra_pairs, extra_wanted = plan_train_only_pairs(
+        find_train_only_clips(), round(args.limit * args.train_only_share), args.seed
+    )
+    jobs = [job for pair in [*pairs, *extra_pairs] for job in (pair.real, pair.fake)]
     outcomes = build_all(jobs, args.out, workers=args.workers, quiet=args.quiet)
-    kept = kept_pairs(pairs, wanted, args.out)
+    kept = kept_pairs(pairs, wanted, args.out) + kept_pairs(extra_pairs, extra_wanted, args.out)
+    wanted += extra_wanted
     manifest = write_dataset_manifest(kept, args.out)
     statuses = Counter(outcome.status for outcome in outcomes)
     print(summary_table(manifest_rows(kept, args.out)))

@@ -20,6 +20,7 @@ from training.embedded.channel import ClipRejected, Treatment
 from training.manifest import LABELS, SPLITS, STANDARD_COLUMNS, read_manifest
 
 LIMIT = 40
+TRAIN_ONLY_CLIPS = round(LIMIT * plan.DEFAULT_TRAIN_ONLY_SHARE)
 EXTRA_COLUMNS = ["channel", "group", "language"]
 # Codec round trips add encoder delay (MP3 ~70 ms, Opus ~7 ms), and the last trim frame may be partial.
 CODEC_SLACK_SECONDS = 0.15
@@ -59,7 +60,7 @@ def test_manifest_columns_labels_and_balance(built: Path, rows) -> None:
     assert header == [*STANDARD_COLUMNS, *EXTRA_COLUMNS]
     labels = Counter(row.label for row in rows)
     assert set(labels) == set(LABELS)
-    assert labels["real"] == labels["fake"] == LIMIT // 2
+    assert labels["real"] == labels["fake"] == (LIMIT + TRAIN_ONLY_CLIPS) // 2
     assert all(row.split in SPLITS for row in rows)
     assert {row.attack for row in rows if row.is_real} == {plan.BONAFIDE}
     assert {row.attack for row in rows if not row.is_real} <= set(tts.ATTACKS)
@@ -140,6 +141,17 @@ def test_rerun_builds_nothing_and_rewrites_the_same_manifest(built: Path, capsys
     assert "'built'" not in capsys.readouterr().out
 
 
+def test_train_only_voices_add_training_clips_and_leave_dev_and_test_as_they_were(tmp_path: Path, rows) -> None:
+    train_only = [row for row in rows if row.source == sources.ASTERISK_PACKAGE]
+    assert len(train_only) == TRAIN_ONLY_CLIPS // 2
+    assert {row.split for row in train_only} == {"train"}
+    without = read_manifest(_build(tmp_path / "without", "--train-only-share", "0"))
+    assert not any(row.source == sources.ASTERISK_PACKAGE for row in without)
+    train_only_groups = {row.extras["group"] for row in train_only}
+    main_plan = {(row.path.name, row.split) for row in rows if row.extras["group"] not in train_only_groups}
+    assert {(row.path.name, row.split) for row in without} == main_plan
+
+
 def test_another_seed_gives_another_dataset(tmp_path: Path, built: Path) -> None:
     other = _build(tmp_path / "other", "--seed", "1")
     assert other.read_bytes() != built.read_bytes()
@@ -159,6 +171,38 @@ def test_sources_cover_the_three_packages_and_many_languages(real_clips) -> None
     assert len({clip.language for clip in real_clips}) >= 15
     dialogue = next(clip for clip in real_clips if clip.source == sources.FILLETS_PACKAGE)
     assert dialogue.text and dialogue.text_en and dialogue.language == "nl"
+
+
+@pytest.fixture(scope="module")
+def train_only_clips() -> list[sources.RealClip]:
+    return sources.find_train_only_clips()
+
+
+def test_train_only_sources_are_four_voices_with_digit_and_letter_words(train_only_clips) -> None:
+    assert {clip.speaker for clip in train_only_clips} == {
+        "asterisk:Allison",
+        "asterisk:June",
+        "asterisk:Carlo",
+        "asterisk:IvrvoiceRU",
+    }
+    assert {clip.language for clip in train_only_clips} == {"en", "es", "fr", "it", "ru"}
+    assert not any("silence" in clip.path.parts or clip.path.stem == "beep" for clip in train_only_clips)
+    words = {clip.text for clip in train_only_clips if clip.text}
+    assert {"7", "a", "z"} <= words and all(w.isdigit() or len(w) == 1 for w in words)
+    seven = next(c for c in train_only_clips if c.clip_id == "asterisk-it_IT_m_Carlo-digits-7")
+    assert seven.duration == pytest.approx(decode_audio(seven.path).size / SAMPLE_RATE, abs=0.01)
+
+
+def test_train_only_pairs_are_train_split_spread_over_voices_words_first(train_only_clips) -> None:
+    pairs, wanted = plan.plan_train_only_pairs(train_only_clips, 400, seed=0)
+    assert wanted == 200 and len(pairs) > wanted
+    assert {(p.real.split, p.fake.split) for p in pairs} == {("train", "train")}
+    per_voice = Counter(p.real.speaker for p in pairs)
+    assert max(per_voice.values()) - min(per_voice.values()) <= 1
+    assert all(p.real.text for p in pairs), "each voice has more than 50 digit and letter clips"
+    assert {p.fake.attack for p in pairs} >= {tts.ESPEAK, *tts.ENGLISH_ENGINES}
+    assert plan.plan_train_only_pairs(train_only_clips, 400, seed=0)[0] == pairs
+    assert plan.plan_train_only_pairs(train_only_clips, 0, seed=0) == ([], 0)
 
 
 def test_plan_pairs_each_real_clip_with_a_fake_of_its_language_and_split(real_clips) -> None:

@@ -4,8 +4,10 @@ The plan pairs each chosen real clip with exactly one fake clip that mimics it: 
 in the same language spoken by a TTS engine, or (when the words are unknown) a Griffin-Lim
 resynthesis of the clip itself. Pairing keeps the classes balanced and gives both the same mix
 of languages and content; each pair sits in the split of the real clip's group, so no words or
-speaker cross from train to test. All randomness comes from generators seeded by (seed, clip
-id), so the plan, and the manifest, depend only on the installed packages and the seed.
+speaker cross from train to test. Voices that only feed training (sources.find_train_only_clips)
+are planned apart, after the main plan, so adding them leaves dev and test clip for clip as they
+were. All randomness comes from generators seeded by (seed, clip id), so the plan, and the
+manifest, depend only on the installed packages and the seed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,9 @@ GROUP_CAP_FRACTION = 0.05
 MIN_GROUP_CAP = 2
 # English speech is scarce in the packages; sampling weight for it so English voices get material.
 ENGLISH_SAMPLING_WEIGHT = 4.0
+# Clips from train-only voices, as a share of the main plan's clips.
+DEFAULT_TRAIN_ONLY_SHARE = 0.2
+TRAIN = "train"
 # Extra pairs planned so that clips rejected while building (too little speech) leave the total intact.
 SURPLUS_FRACTION = 0.03
 MIN_SURPLUS = 2
@@ -121,6 +126,40 @@ def plan_pairs(reals: Sequence[RealClip], total_clips: int, seed: int = DEFAULT_
     return pairs, wanted
 
 
+def plan_train_only_pairs(
+    reals: Sequence[RealClip], total_clips: int, seed: int = DEFAULT_SEED
+) -> tuple[list[Pair], int]:
+    """Pairs from voices that never appear in dev or test, all in the training split.
+
+    Voices take turns so each gets an equal share; within a voice, clips with known words (digits,
+    letters: short clips like klettres') come first, so their fakes can say the same words; the
+    rest, Griffin-Lim copies, fill the quota.
+    """
+    wanted = total_clips // 2
+    if wanted == 0 or not reals:
+        return [], 0
+    planned = wanted + max(MIN_SURPLUS, math.ceil(wanted * SURPLUS_FRACTION))
+    by_group: dict[str, list[RealClip]] = defaultdict(list)
+    shuffled = _weighted_order(reals, seed, "train-only", weight=lambda clip: 1.0)
+    for clip in sorted(shuffled, key=lambda clip: clip.text is None):
+        by_group[clip.group].append(clip)
+    chosen = _take_turns([by_group[group] for group in sorted(by_group)], planned)
+    attacks = _assign_attacks(chosen)
+    return [_pair(clip, attack, TRAIN, seed) for clip, attack in zip(chosen, attacks, strict=True)], wanted
+
+
+def _take_turns(queues: Sequence[Sequence[RealClip]], count: int) -> list[RealClip]:
+    """Round-robin over the queues until `count` clips are taken or all are empty."""
+    taken: list[RealClip] = []
+    for position in range(max((len(q) for q in queues), default=0)):
+        taken.extend(q[position] for q in queues if position < len(q))
+    return taken[:count]
+
+
+def _english_weight(clip: RealClip) -> float:
+    return ENGLISH_SAMPLING_WEIGHT if clip.language == ENGLISH else 1.0
+
+
 def _choose_reals(reals: Sequence[RealClip], count: int, seed: int) -> list[RealClip]:
     """Take `count` real clips: per-package quotas, per-group caps, English favoured, seeded order."""
     by_source: dict[str, list[RealClip]] = defaultdict(list)
@@ -141,13 +180,17 @@ def _choose_reals(reals: Sequence[RealClip], count: int, seed: int) -> list[Real
     return _weighted_order(chosen, seed, "priority")[:count]
 
 
-def _weighted_order(clips: Sequence[RealClip], seed: int, purpose: str) -> list[RealClip]:
-    """Weighted random order without replacement (key u^(1/w)), English clips weighted up."""
+def _weighted_order(
+    clips: Sequence[RealClip],
+    seed: int,
+    purpose: str,
+    weight: Callable[[RealClip], float] = _english_weight,
+) -> list[RealClip]:
+    """Weighted random order without replacement (key u^(1/w)); by default English clips weighted up."""
 
     def key(clip: RealClip) -> float:
         uniform = np.random.default_rng(clip_seed(seed, clip.clip_id, purpose)).random()
-        weight = ENGLISH_SAMPLING_WEIGHT if clip.language == ENGLISH else 1.0
-        return -(uniform ** (1.0 / weight))
+        return -(uniform ** (1.0 / weight(clip)))
 
     return sorted(clips, key=lambda c: (key(c), c.clip_id))
 

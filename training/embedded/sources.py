@@ -7,6 +7,12 @@ fillets-ng-data-nl (Dutch voice-acted dialogue, its Dutch and English text in th
 dialogs_nl.lua). Each clip gets a split group: the language for klettres and ktuberling (one
 speaker per language, possibly the same person in both packages) and the game level for fillets
 (two voice actors read every level, so levels are the finest disjoint unit the data allows).
+
+A fourth source only ever feeds the training split: the asterisk-core-sounds prompts (G.722, 16
+kHz), read by four professional voices in five languages (the same person reads English and
+Spanish). Their words are knowable only for digits and single letters. Dev and test are drawn
+from the first three packages alone, so adding these voices widens the real class's speakers
+without touching the held-out material.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ import soundfile as sf
 KLETTRES_ROOT = Path("/usr/share/klettres")
 KTUBERLING_ROOT = Path("/usr/share/ktuberling/sounds")
 FILLETS_ROOT = Path("/usr/share/games/fillets-ng")
+ASTERISK_ROOT = Path("/usr/share/asterisk/sounds")
 
 KLETTRES_PACKAGE = "klettres-data"
 KTUBERLING_PACKAGE = "ktuberling-data"
 FILLETS_PACKAGE = "fillets-ng-data-nl"
+ASTERISK_PACKAGE = "asterisk-core-sounds"
 FILLETS_LANGUAGE = "nl"
 ENGLISH = "en"
 
@@ -38,6 +46,15 @@ KTUBERLING_WORD_FROM_FILE = frozenset({"fr", "es"})
 AUDIO_SUFFIXES = frozenset({".ogg", ".wav", ".opus", ".flac", ".mp3"})
 MIN_SOURCE_SECONDS = 0.2
 MAX_SOURCE_SECONDS = 9.0
+
+# Raw G.722 is 64 kbit/s, so a prompt's length follows from its size (libsndfile cannot open it).
+G722_BYTES_PER_SECOND = 8000
+# Prompts that are tones, not speech; the silence/ folder holds only silence.
+ASTERISK_NON_SPEECH = frozenset({"beep", "beeperr", "ascending-2tone", "descending-2tone"})
+ASTERISK_SKIPPED_FOLDERS = frozenset({"silence"})
+# Voice folders are named language_REGION_gender_name, e.g. it_IT_m_Carlo.
+_ASTERISK_VOICE = re.compile(r"(?P<language>[a-z]+)_[A-Z]+_[fm]_(?P<name>\w+)")
+_SINGLE_LETTER = re.compile(r"[a-z]")
 
 _XML_LANGUAGE = re.compile(r'<language\s+code="([^"]+)"')
 _XML_SOUND = re.compile(r'<sound\s+name="([^"]*)"\s+file="([^"]+)"')
@@ -64,8 +81,17 @@ class RealClip:
 
 
 def find_real_clips() -> list[RealClip]:
-    """Every usable real clip, sorted by id, identical files kept once (first id wins)."""
-    candidates = [*_klettres_clips(), *_ktuberling_clips(), *_fillets_clips()]
+    """Every usable real clip of the packages that feed all splits, sorted by id, duplicates dropped."""
+    return _usable([*_klettres_clips(), *_ktuberling_clips(), *_fillets_clips()])
+
+
+def find_train_only_clips() -> list[RealClip]:
+    """Every usable prompt of the asterisk voices, which only ever feed the training split."""
+    return _usable(list(_asterisk_clips()))
+
+
+def _usable(candidates: list[RealClip]) -> list[RealClip]:
+    """Sorted by id, in the length range, identical files kept once (first id wins)."""
     clips, seen_content = [], set()
     for clip in sorted(candidates, key=lambda c: c.clip_id):
         digest = hashlib.sha1(clip.path.read_bytes()).hexdigest()
@@ -187,3 +213,36 @@ def _fillets_clips() -> Iterator[RealClip]:
             text_en=english or None,
             duration=_duration(path),
         )
+
+
+def _asterisk_clips() -> Iterator[RealClip]:
+    for voice_dir in sorted(ASTERISK_ROOT.glob("*_*_*_*")):
+        voice = _ASTERISK_VOICE.fullmatch(voice_dir.name)
+        if voice is None:
+            continue
+        language = voice["language"]
+        for path in sorted(voice_dir.rglob("*.g722")):
+            folder = path.parent.relative_to(voice_dir).as_posix()
+            if folder in ASTERISK_SKIPPED_FOLDERS or path.stem in ASTERISK_NON_SPEECH:
+                continue
+            word = _asterisk_word(folder, path.stem)
+            yield RealClip(
+                clip_id=safe_id("asterisk", voice_dir.name, *path.relative_to(voice_dir).with_suffix("").parts),
+                path=path,
+                source=ASTERISK_PACKAGE,
+                language=language,
+                speaker=f"asterisk:{voice['name']}",
+                group=f"asterisk:{voice['name']}",
+                text=word,
+                text_en=word if language == ENGLISH else None,
+                duration=path.stat().st_size / G722_BYTES_PER_SECOND,
+            )
+
+
+def _asterisk_word(folder: str, stem: str) -> str | None:
+    """The spoken word of a digit or letter prompt (TTS reads "7" as the number), else None."""
+    if folder == "digits" and stem.isdigit():
+        return stem
+    if folder == "letters" and _SINGLE_LETTER.fullmatch(stem):
+        return stem
+    return None
