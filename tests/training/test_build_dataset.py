@@ -20,7 +20,8 @@ from training.embedded.channel import ClipRejected, Treatment
 from training.manifest import LABELS, SPLITS, STANDARD_COLUMNS, read_manifest
 
 LIMIT = 40
-TRAIN_ONLY_CLIPS = round(LIMIT * plan.DEFAULT_TRAIN_ONLY_SHARE)
+TRAIN_ONLY_SHARE = 0.2
+TRAIN_ONLY_CLIPS = round(LIMIT * TRAIN_ONLY_SHARE)
 EXTRA_COLUMNS = ["channel", "group", "language"]
 # Codec round trips add encoder delay (MP3 ~70 ms, Opus ~7 ms), and the last trim frame may be partial.
 CODEC_SLACK_SECONDS = 0.15
@@ -60,7 +61,7 @@ def test_manifest_columns_labels_and_balance(built: Path, rows) -> None:
     assert header == [*STANDARD_COLUMNS, *EXTRA_COLUMNS]
     labels = Counter(row.label for row in rows)
     assert set(labels) == set(LABELS)
-    assert labels["real"] == labels["fake"] == (LIMIT + TRAIN_ONLY_CLIPS) // 2
+    assert labels["real"] == labels["fake"] == LIMIT // 2
     assert all(row.split in SPLITS for row in rows)
     assert {row.attack for row in rows if row.is_real} == {plan.BONAFIDE}
     assert {row.attack for row in rows if not row.is_real} <= set(tts.ATTACKS)
@@ -141,15 +142,15 @@ def test_rerun_builds_nothing_and_rewrites_the_same_manifest(built: Path, capsys
     assert "'built'" not in capsys.readouterr().out
 
 
-def test_train_only_voices_add_training_clips_and_leave_dev_and_test_as_they_were(tmp_path: Path, rows) -> None:
-    train_only = [row for row in rows if row.source == sources.ASTERISK_PACKAGE]
+def test_train_only_voices_add_training_clips_and_leave_the_rest_as_it_was(tmp_path: Path, rows) -> None:
+    assert not any(row.source == sources.ASTERISK_PACKAGE for row in rows), "off by default"
+    with_voices = read_manifest(_build(tmp_path / "voices", "--train-only-share", str(TRAIN_ONLY_SHARE)))
+    train_only = [row for row in with_voices if row.source == sources.ASTERISK_PACKAGE]
     assert len(train_only) == TRAIN_ONLY_CLIPS // 2
     assert {row.split for row in train_only} == {"train"}
-    without = read_manifest(_build(tmp_path / "without", "--train-only-share", "0"))
-    assert not any(row.source == sources.ASTERISK_PACKAGE for row in without)
     train_only_groups = {row.extras["group"] for row in train_only}
-    main_plan = {(row.path.name, row.split) for row in rows if row.extras["group"] not in train_only_groups}
-    assert {(row.path.name, row.split) for row in without} == main_plan
+    main_plan = {(row.path.name, row.split) for row in with_voices if row.extras["group"] not in train_only_groups}
+    assert main_plan == {(row.path.name, row.split) for row in rows}
 
 
 def test_another_seed_gives_another_dataset(tmp_path: Path, built: Path) -> None:
