@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         manifest = build_raw_test(pairs[:wanted], args.out)
         print(f"raw held-out set: {manifest}; {time.monotonic() - started:.0f} s")
         return 0
-    extra_pairs, extra_wanted = plan_train_only_pairs(
-        find_train_only_clips(), round(args.limit * args.train_only_share), args.seed
-    )
+    extra_clips = round(args.limit * args.train_only_share)
+    extra_reals = find_train_only_clips() if extra_clips else []
+    extra_pairs, extra_wanted = plan_train_only_pairs(extra_reals, extra_clips, args.seed)
     jobs = [job for pair in [*pairs, *extra_pairs] for job in (pair.real, pair.fake)]
     outcomes = build_all(jobs, args.out, workers=args.workers, quiet=args.quiet)
     kept = kept_pairs(pairs, wanted, args.out) + kept_pairs(extra_pairs, extra_wanted, args.out)
