@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
@@ -120,6 +121,28 @@ class RandomShortCrop:
         length = int(torch.randint(self.min_frames, frames + 1, (1,), generator=generator))
         start = int(torch.randint(frames - length + 1, (1,), generator=generator))
         return features[:, start : start + length]
+
+
+@dataclass(frozen=True)
+class Mixup:
+    """Training-only: blend each clip of a batch with another one, labels in the same proportion.
+
+    The members reach a training loss near 0.04 while dev loss stays near 0.1: they memorise
+    the training voices. Mixup (Zhang et al., ICLR 2018) asks for scores that vary smoothly
+    between clips, which leaves less room for keying on one voice. Batches hold clips of
+    similar length, so the blend mostly meets valid frames; the longer length is kept.
+    """
+
+    alpha: float = 0.2
+
+    def __call__(
+        self, features: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        partner = torch.from_numpy(rng.permutation(len(targets)))
+        weight = torch.from_numpy(rng.beta(self.alpha, self.alpha, len(targets))).to(features.dtype)
+        mixed = features * weight[:, None, None] + features[partner] * (1 - weight[:, None, None])
+        mixed_targets = targets * weight + targets[partner] * (1 - weight)
+        return mixed, torch.maximum(lengths, lengths[partner]), mixed_targets
 
 
 class FeatureCache:

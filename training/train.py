@@ -30,6 +30,7 @@ from training.dataset import (
     Augmentation,
     FeatureCache,
     LengthBucketSampler,
+    Mixup,
     RandomEQ,
     RandomFrequencyWarp,
     RandomShortCrop,
@@ -46,7 +47,7 @@ MEMBERS_DIR = "members"
 SHORT_CROP_MIN_SECONDS = 0.5
 RECIPE_INDEPENDENT = ("out", "threads", "device", "cache_dir", "vocoded_dir")  # where and how fast, not what
 # What a run recorded before an option existed used, where that is not the option's default.
-PRE_OPTION_VALUES = {"vocoded_copies": 0}
+PRE_OPTION_VALUES = {"vocoded_copies": 0, "vocoded_per_seed": False}
 
 
 @dataclass
@@ -72,8 +73,10 @@ class TrainConfig:
     short_crop: float = 0.0
     normalize_bands: bool = False
     ema_decay: float = 0.0
+    mixup_alpha: float = 0.0
     members: int = 3
     vocoded_copies: int = 1
+    vocoded_per_seed: bool = True
     vocoded_dir: str = "data/cache/vocoded"
 
 
@@ -99,8 +102,10 @@ HELP = {
     "short_crop": f"share of training clips cut to a random span of at least {SHORT_CROP_MIN_SECONDS} s (0 = off)",
     "normalize_bands": "model subtracts each mel band's mean over the clip (cepstral mean normalisation)",
     "ema_decay": "keep an exponential moving average of the weights per step and select/ship it (0 = off)",
+    "mixup_alpha": "blend training clips and their labels in pairs, weights ~ Beta(a, a) (e.g. 0.2; 0 = off)",
     "members": "train this many seeds (seed, seed+1, ...) into out/members/ and ship their averaged logits",
     "vocoded_copies": "add this many Griffin-Lim vocoded copies of every real training clip as fakes (0 = off)",
+    "vocoded_per_seed": "each seed draws its own vocoded copies (vocoder settings, channel); off: all share seed 0's",
     "vocoded_dir": "folder for the vocoded copies, made once and reused",
 }
 
@@ -217,7 +222,8 @@ def train_one(config: TrainConfig) -> dict:
     feature_config = FeatureConfig()
     splits, cache = read_splits(config, feature_config)
     if config.vocoded_copies:
-        copies = vocoded_copies(splits["train"], config.vocoded_copies, Path(config.vocoded_dir))
+        draw = config.seed if config.vocoded_per_seed else 0
+        copies = vocoded_copies(splits["train"], config.vocoded_copies, Path(config.vocoded_dir), seed=draw)
         cache.fill([r.path for r in copies], description="log-mel features of the copies")
         splits["train"] += copies
     max_frames = window_frames(feature_config)
@@ -235,6 +241,8 @@ def train_one(config: TrainConfig) -> dict:
     train_set = AudioDataset(splits["train"], cache, max_frames, random_crop=True, generator=generator, augment=augment)
     train_sampler = LengthBucketSampler(train_set.frames(), config.batch_size, shuffle=True, generator=generator)
     train_loader = DataLoader(train_set, batch_sampler=train_sampler, collate_fn=collate_fn)
+    mixup = Mixup(config.mixup_alpha) if config.mixup_alpha > 0 else None
+    mixup_rng = np.random.default_rng(config.seed)
     dev_loader = make_dev_loader(splits["dev"], cache, max_frames, config.batch_size)
 
     # Model and optimiser.
@@ -267,6 +275,8 @@ def train_one(config: TrainConfig) -> dict:
         losses = []
         progress = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False)
         for features, lengths, targets in progress:
+            if mixup:
+                features, lengths, targets = mixup(features, lengths, targets, mixup_rng)
             logits = model.logits(features.to(device), lengths.to(device))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, targets.to(device), pos_weight=real_weight

@@ -16,6 +16,7 @@ from training.dataset import (
     AudioDataset,
     FeatureCache,
     LengthBucketSampler,
+    Mixup,
     RandomEQ,
     RandomFrequencyWarp,
     RandomShortCrop,
@@ -167,3 +168,17 @@ def test_short_crop_keeps_a_contiguous_span_of_at_least_the_minimum_for_its_shar
     short_clip = features[:, :40]
     assert torch.equal(crop(short_clip, generator), short_clip)  # never cut below the minimum
     assert torch.equal(RandomShortCrop(probability=0.0)(features, generator), features)
+
+
+def test_mixup_blends_features_and_labels_in_the_same_proportion() -> None:
+    # Each clip's features are its label everywhere, so a correct blend keeps them equal.
+    targets = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+    lengths = torch.tensor([120, 100, 110, 90, 120, 100, 105, 95])
+    features = targets[:, None, None].expand(8, 80, 120).clone()
+    mixed, mixed_lengths, mixed_targets = Mixup(alpha=0.4)(features, lengths, targets, np.random.default_rng(0))
+    assert mixed.shape == features.shape
+    assert torch.allclose(mixed, mixed_targets[:, None, None].expand_as(mixed))
+    assert ((mixed_targets > 0) & (mixed_targets < 1)).any()  # some clips really are blends of both classes
+    assert torch.all(mixed_lengths >= lengths) and set(mixed_lengths.tolist()) <= set(lengths.tolist())
+    again = Mixup(alpha=0.4)(features, lengths, targets, np.random.default_rng(0))
+    assert torch.equal(again[0], mixed) and torch.equal(again[2], mixed_targets)  # seeded

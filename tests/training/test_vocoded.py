@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -71,3 +72,20 @@ def test_training_with_copies_adds_them_to_train_only(toy_manifest: Path, tmp_pa
     assert len(list((tmp_path / "vocoded").glob("*.flac"))) == len(reals)
     assert metadata["train_config"]["vocoded_copies"] == 1
     assert 0 <= metadata["threshold"] <= 1
+
+
+@pytest.mark.parametrize("per_seed", [True, False])
+def test_each_member_draws_copies_of_its_own_unless_told_to_share(
+    per_seed: bool, toy_manifest: Path, tmp_path: Path
+) -> None:
+    config = TrainConfig(
+        manifest=str(toy_manifest), out=str(tmp_path / "run"), epochs=1, patience=1, batch_size=8,
+        cache_dir=str(tmp_path / "cache"), vocoded_dir=str(tmp_path / "vocoded"), vocoded_copies=1,
+        threads=2, members=2, seed=0, evaluate=False,
+    )  # fmt: skip
+    assert TrainConfig().vocoded_per_seed  # the default
+    train(dataclasses.replace(config, vocoded_per_seed=per_seed))
+    reals = [row for row in read_manifest(toy_manifest) if row.split == "train" and row.is_real]
+    made = {path.name for path in (tmp_path / "vocoded").glob("*.flac")}
+    shared = {c.path.name for c in vocoded_copies(reals, 1, tmp_path / "vocoded", seed=0)}
+    assert shared <= made and len(made) == (2 if per_seed else 1) * len(reals)  # seed 1 adds a draw, or reuses 0's
