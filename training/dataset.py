@@ -129,8 +129,9 @@ class Mixup:
 
     The members reach a training loss near 0.04 while dev loss stays near 0.1: they memorise
     the training voices. Mixup (Zhang et al., ICLR 2018) asks for scores that vary smoothly
-    between clips, which leaves less room for keying on one voice. Batches hold clips of
-    similar length, so the blend mostly meets valid frames; the longer length is kept.
+    between clips, which may leave less room for keying on one voice; on the embedded dataset
+    it did not pay (README). Batches hold clips of similar length, so the blend mostly meets
+    valid frames; the longer length is kept.
     """
 
     alpha: float = 0.2
