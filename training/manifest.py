@@ -15,7 +15,8 @@ from pathlib import Path
 STANDARD_COLUMNS = ("path", "label", "split", "attack", "speaker", "source")
 REQUIRED_COLUMNS = ("path", "label")
 LABELS = ("real", "fake")
-SPLITS = ("train", "dev", "test")
+TRAIN = "train"  # the split models learn from; dev picks, test reports
+SPLITS = (TRAIN, "dev", "test")
 
 
 class ManifestError(ValueError):

@@ -33,7 +33,7 @@ from training.embedded.tts import (
     draw_voice,
     espeak_voice,
 )
-from training.manifest import SPLITS
+from training.manifest import TRAIN
 from training.splits import assign_group_splits
 
 DEFAULT_TOTAL_CLIPS = 4000
@@ -51,7 +51,6 @@ ENGLISH_SAMPLING_WEIGHT = 4.0
 # Clips from train-only voices, as a share of the main plan's clips. Off by default: 0.2 (800 clips)
 # tied the default on dev EER (1.59 %) at a quarter more training time; see the README.
 DEFAULT_TRAIN_ONLY_SHARE = 0.0
-TRAIN = SPLITS[0]
 # Extra pairs planned so that clips rejected while building (too little speech) leave the total intact.
 SURPLUS_FRACTION = 0.03
 MIN_SURPLUS = 2
