@@ -76,7 +76,7 @@ class AudioDetector:
     def score_waveforms(self, waveforms: Sequence[np.ndarray]) -> list[ClipScore]:
         """Score 16 kHz mono clips; all their windows share forward passes."""
         rate = self.extractor.config.sample_rate
-        windows_per_clip = [_windows(w, self.extractor) for w in waveforms]
+        windows_per_clip = [clip_windows(w, self.extractor) for w in waveforms]
         flat = [features for windows in windows_per_clip for features, _ in windows]
         scores = iter(self.score_features(flat))
         results = []
@@ -92,7 +92,7 @@ class AudioDetector:
         return self.score_waveforms([decode_audio(source, **decode_options)])[0]
 
 
-def _windows(waveform: np.ndarray, extractor: AudioFeatureExtractor) -> list[tuple[torch.Tensor, tuple[int, int]]]:
+def clip_windows(waveform: np.ndarray, extractor: AudioFeatureExtractor) -> list[tuple[torch.Tensor, tuple[int, int]]]:
     """Features of each window with its sample span."""
     result, start = [], 0
     for window in extractor.split(waveform):

@@ -74,7 +74,7 @@ class TrainConfig:
     normalize_bands: bool = False
     ema_decay: float = 0.0
     mixup_alpha: float = 0.0
-    members: int = 3
+    members: int = 8
     vocoded_copies: int = 1
     vocoded_per_seed: bool = True
     vocoded_dir: str = "data/cache/vocoded"
