@@ -31,6 +31,7 @@ from model.features import AudioFeatureExtractor, pad_batch
 from model.inference import MAX_WINDOWS_PER_FORWARD, clip_windows
 from training.manifest import read_manifest
 from training.metrics import equal_error_rate
+from training.plots import DPI
 from training.train import MEMBERS_DIR
 
 DEFAULT_SPLITS = ("dev", "test")
@@ -120,7 +121,7 @@ def plot_curves(curves: dict[str, list[dict]], target: float, path: Path) -> Non
     axis.set(xlabel="members averaged", ylabel="EER (%)", title="EER by ensemble size (band: ± 1 sd)")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=DPI)
     plt.close(figure)
 
 
