@@ -10,7 +10,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = (
-    "training.train", "training.evaluate", "training.build_dataset", "training.prepare",
+    "training.train", "training.evaluate", "training.build_dataset", "training.prepare", "training.ensemble_size",
     "scripts.archive", "scripts.serve", "scripts.torchserve", "scripts.manage",
     "scripts.bench", "scripts.load_test", "scripts.demo_samples", "scripts.gpu_check",
 )  # fmt: skip
