@@ -64,14 +64,17 @@ class AudioDetector:
         return REAL if probability_real >= self.threshold else FAKE
 
     @torch.inference_mode()
-    def score_features(self, features: Sequence[torch.Tensor]) -> list[float]:
-        """P(real) for each (n_mels, frames) window, in slices that bound memory."""
-        scores: list[float] = []
+    def window_logits(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The detector's logit for each (n_mels, frames) window, in slices that bound memory."""
+        logits = []
         for start in range(0, len(features), MAX_WINDOWS_PER_FORWARD):
             batch, lengths = pad_batch(features[start : start + MAX_WINDOWS_PER_FORWARD])
-            probabilities = self.model(batch.to(self.device), lengths.to(self.device))
-            scores.extend(probabilities.float().cpu().tolist())
-        return scores
+            logits.append(self.model.logits(batch.to(self.device), lengths.to(self.device)).float().cpu())
+        return torch.cat(logits) if logits else torch.empty(0)
+
+    def score_features(self, features: Sequence[torch.Tensor]) -> list[float]:
+        """P(real) for each (n_mels, frames) window."""
+        return torch.sigmoid(self.window_logits(features)).tolist()
 
     def score_waveforms(self, waveforms: Sequence[np.ndarray]) -> list[ClipScore]:
         """Score 16 kHz mono clips; all their windows share forward passes."""

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from model.audio import decode_audio
 from model.checkpoint import load_checkpoint
-from model.features import AudioFeatureExtractor, pad_batch
-from model.inference import MAX_WINDOWS_PER_FORWARD, clip_windows
+from model.features import AudioFeatureExtractor
+from model.inference import AudioDetector, clip_windows
 from training.manifest import read_manifest
 from training.metrics import equal_error_rate
 from training.plots import DPI
@@ -60,17 +60,12 @@ def clip_features(
     ]
 
 
-@torch.inference_mode()
 def window_logits(directory: Path, clips: list[list[torch.Tensor]]) -> list[np.ndarray]:
-    model, _, _ = load_checkpoint(directory)
-    model.eval()
+    """One member's logit for every window of every clip, grouped by clip."""
     flat = [window for windows in clips for window in windows]
-    logits: list[float] = []
-    for start in range(0, len(flat), MAX_WINDOWS_PER_FORWARD):
-        batch, lengths = pad_batch(flat[start : start + MAX_WINDOWS_PER_FORWARD])
-        logits.extend(model.logits(batch, lengths).tolist())
+    logits = AudioDetector.from_checkpoint(directory).window_logits(flat).numpy()
     ends = np.cumsum([len(windows) for windows in clips])
-    return np.split(np.asarray(logits), ends[:-1])
+    return np.split(logits, ends[:-1])
 
 
 def subset_scores(logits: MemberLogits, subset: Sequence[int]) -> np.ndarray:
