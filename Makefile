@@ -10,7 +10,7 @@ SETUP_STAMP := $(VENV)/.installed
 
 RUN_DIR    ?= runs/serve
 
-.PHONY: setup data train train-baseline evaluate archive serve stop demo test bench load gpu-check lint format clean
+.PHONY: setup data train train-baseline evaluate heldout archive serve stop demo test bench load gpu-check lint format clean
 
 setup:                      ## install Debian packages and the .venv (idempotent)
 	bash scripts/setup.sh
@@ -29,6 +29,9 @@ train-baseline: $(SETUP_STAMP)  ## train the seed's ImprovedDetector the same wa
 
 evaluate: $(SETUP_STAMP)    ## evaluate a run on the test split (+ MP3 re-encoded copy)
 	$(PY) -m training.evaluate --checkpoint $(RUN) --manifest $(MANIFEST)
+
+heldout: $(SETUP_STAMP)     ## EER on synthesis families and real sources each fold never saw (recipe vs baseline)
+	$(PY) -m training.heldout --manifest $(MANIFEST)
 
 archive: $(SETUP_STAMP)     ## package $(MODEL_DIR) as $(STORE)/detector.mar (load-tested before it is stored)
 	$(PY) -m scripts.archive --checkpoint $(MODEL_DIR) --store $(STORE)

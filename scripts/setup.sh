@@ -10,8 +10,16 @@ DATASET_PACKAGES=(
   espeak-ng festival festvox-kallpc16k flite    # TTS engines: the dataset's fake speech
   klettres-data ktuberling-data                 # real speech: letters, syllables, words
   fillets-ng-data fillets-ng-data-nl            # real speech: Dutch dialogue and its script
-  asterisk-core-sounds-{en,es,fr,it,ru}-g722    # real speech, training only: four prompt voices
+  asterisk-core-sounds-{en,es,fr,it,ru}-g722    # real speech: four telephone-prompt voices
+  festvox-ru festvox-ca-ona-hts festvox-italp16k festvox-itapc16k   # TTS: unit selection, HMM, diphone
+  festvox-suopuhe-lj festvox-suopuhe-mv festvox-kdlpc16k            # TTS: Finnish and English diphones
+  tuxpaint-stamps-default                       # real speech: spoken stamp descriptions, 26 locales
+  asterisk-prompt-it-menardi-wav asterisk-prompt-fr-armelle          # real speech: 8 kHz prompts
+  gcin-voice pocketsphinx-testdata              # real speech: Mandarin syllables, LibriVox and cards
 )
+# Clashes with asterisk-core-sounds-es on install, so its files are unpacked, not installed.
+EXTRACTED_PACKAGES=(asterisk-prompt-es-co)
+EXTRACT_ROOT=${EXTRACT_ROOT:-/opt/deepfake-detector}
 APT_PACKAGES=("${SERVE_PACKAGES[@]}")
 [ "${SETUP_PROFILE:-full}" = "serve" ] || APT_PACKAGES+=("${DATASET_PACKAGES[@]}")
 VENV=${VENV:-.venv}
@@ -26,6 +34,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${SETUP_PROFILE:-full}" != "serve" ]; then
+  for package in "${EXTRACTED_PACKAGES[@]}"; do
+    [ -d "$EXTRACT_ROOT/$package" ] && continue
+    echo "setup: unpacking $package into $EXTRACT_ROOT/$package"
+    download=$(mktemp -d)
+    (cd "$download" && apt-get download -q "$package" 2>/dev/null || { apt-get update -q && apt-get download -q "$package"; })
+    mkdir -p "$EXTRACT_ROOT"
+    dpkg-deb -x "$download"/"$package"_*.deb "$EXTRACT_ROOT/$package.partial"
+    mv "$EXTRACT_ROOT/$package.partial" "$EXTRACT_ROOT/$package"
+    rm -rf "$download"
+  done
 fi
 
 stamp="$VENV/.installed"

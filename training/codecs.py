@@ -8,23 +8,36 @@ import subprocess
 from pathlib import Path
 
 MP3_BITRATE = "64k"
+TELEPHONE_RATE = 8_000
+TELEPHONE_CODEC = "pcm_mulaw"  # G.711 mu-law, the North American / Japanese telephone channel
 ENCODE_TIMEOUT_SECONDS = 60
 
 
 def reencode_mp3(source: Path, cache_dir: Path, bitrate: str = MP3_BITRATE) -> Path:
     """The clip as MP3 at `bitrate`, cached by source path and bitrate."""
+    return _reencode(source, cache_dir, bitrate, ".mp3", ["-codec:a", "libmp3lame", "-b:a", bitrate])
+
+
+def reencode_telephone(source: Path, cache_dir: Path) -> Path:
+    """The clip through a telephone channel: 8 kHz mono G.711 mu-law WAV, cached by source path."""
+    options = ["-ar", str(TELEPHONE_RATE), "-ac", "1", "-c:a", TELEPHONE_CODEC]
+    return _reencode(source, cache_dir, f"telephone-{TELEPHONE_RATE}-{TELEPHONE_CODEC}", ".wav", options)
+
+
+def _reencode(source: Path, cache_dir: Path, setting: str, suffix: str, options: list[str]) -> Path:
+    """ffmpeg's `options` applied to `source`, written once under a key of its path, mtime and `setting`."""
     source = Path(source)
-    key = hashlib.sha1(f"{source.resolve()}|{source.stat().st_mtime_ns}|{bitrate}".encode()).hexdigest()
-    target = Path(cache_dir) / f"{key}.mp3"
+    key = hashlib.sha1(f"{source.resolve()}|{source.stat().st_mtime_ns}|{setting}".encode()).hexdigest()
+    target = Path(cache_dir) / f"{key}{suffix}"
     if target.is_file():
         return target
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise RuntimeError("ffmpeg is needed to re-encode clips to MP3; run `make setup`")
+        raise RuntimeError("ffmpeg is needed to re-encode clips; run `make setup`")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial.mp3")
-    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source),
-               "-codec:a", "libmp3lame", "-b:a", bitrate, str(partial)]  # fmt: skip
+    partial = target.with_suffix(f".partial{suffix}")
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source), *options,
+               str(partial)]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, timeout=ENCODE_TIMEOUT_SECONDS)
     partial.replace(target)
     return target

@@ -27,6 +27,7 @@ from training.embedded.tts import GRIFFIN_LIM, draw_voice, griffin_lim
 from training.manifest import ManifestRow
 
 VOCODED_ATTACK = "vocoded-copy"
+VOCODED_FAMILY = "griffin-lim"  # the synthesis family of the copies (held-out evaluation turns them off for it)
 CHANNEL_COLUMN = "channel"
 KEY_CHARS = 16  # hex digits of the key in a copy's file name
 SEED_CHARS = 16  # hex digits of the key that seed the copy's random draws (64 bits, halved to 63)

@@ -20,9 +20,7 @@ from training.embedded.channel import ClipRejected, Treatment
 from training.manifest import LABELS, SPLITS, STANDARD_COLUMNS, read_manifest
 
 LIMIT = 40
-TRAIN_ONLY_SHARE = 0.2
-TRAIN_ONLY_CLIPS = round(LIMIT * TRAIN_ONLY_SHARE)
-EXTRA_COLUMNS = ["channel", "group", "language"]
+EXTRA_COLUMNS = ["channel", "family", "group", "language"]
 # Codec round trips add encoder delay (MP3 ~70 ms, Opus ~7 ms), and the last trim frame may be partial.
 CODEC_SLACK_SECONDS = 0.15
 LEVEL_TOLERANCE_DB = 3.0
@@ -142,17 +140,6 @@ def test_rerun_builds_nothing_and_rewrites_the_same_manifest(built: Path, capsys
     assert "'built'" not in capsys.readouterr().out
 
 
-def test_train_only_voices_add_training_clips_and_leave_the_rest_as_it_was(tmp_path: Path, rows) -> None:
-    assert not any(row.source == sources.ASTERISK_PACKAGE for row in rows), "off by default"
-    with_voices = read_manifest(_build(tmp_path / "voices", "--train-only-share", str(TRAIN_ONLY_SHARE)))
-    train_only = [row for row in with_voices if row.source == sources.ASTERISK_PACKAGE]
-    assert len(train_only) == TRAIN_ONLY_CLIPS // 2
-    assert {row.split for row in train_only} == {"train"}
-    train_only_groups = {row.extras["group"] for row in train_only}
-    main_plan = {(row.path.name, row.split) for row in with_voices if row.extras["group"] not in train_only_groups}
-    assert main_plan == {(row.path.name, row.split) for row in rows}
-
-
 def test_another_seed_gives_another_dataset(tmp_path: Path, built: Path) -> None:
     other = _build(tmp_path / "other", "--seed", "1")
     assert other.read_bytes() != built.read_bytes()
@@ -166,57 +153,48 @@ def real_clips() -> list[sources.RealClip]:
     return sources.find_real_clips()
 
 
-def test_sources_cover_the_three_packages_and_many_languages(real_clips) -> None:
+def test_sources_cover_eleven_packages_and_many_languages(real_clips) -> None:
     packages = Counter(clip.source for clip in real_clips)
-    assert set(packages) == {sources.KLETTRES_PACKAGE, sources.KTUBERLING_PACKAGE, sources.FILLETS_PACKAGE}
+    assert set(packages) == set(sources.SOURCE_FAMILIES)
     assert len({clip.language for clip in real_clips}) >= 15
     dialogue = next(clip for clip in real_clips if clip.source == sources.FILLETS_PACKAGE)
     assert dialogue.text and dialogue.text_en and dialogue.language == "nl"
 
 
-@pytest.fixture(scope="module")
-def train_only_clips() -> list[sources.RealClip]:
-    return sources.find_train_only_clips()
+def test_plan_shares_no_source_above_30_percent_and_covers_80_speakers(real_clips) -> None:
+    pairs, wanted = plan.plan_pairs(real_clips, plan.DEFAULT_TOTAL_CLIPS, seed=0)
+    kept = pairs[:wanted]
+    per_source = Counter(p.real.source for p in kept)
+    assert max(per_source.values()) <= 0.3 * len(kept)
+    assert len(per_source) >= 8
+    assert len({p.real.speaker for p in kept}) >= 80
+    families = {p.fake.family for p in kept}
+    assert len({p.fake.attack for p in kept}) >= 12 and len(families) >= 5 and tts.NEURAL in families
+    assert {p.real.split for p in kept if p.real.speaker == sources.FESTVOX_RU_SPEAKER} == {"train"}
 
 
-def test_train_only_sources_are_four_voices_with_digit_and_letter_words(train_only_clips) -> None:
-    assert {clip.speaker for clip in train_only_clips} == {
-        "asterisk:Allison",
-        "asterisk:June",
-        "asterisk:Carlo",
-        "asterisk:IvrvoiceRU",
-    }
-    assert {clip.language for clip in train_only_clips} == {"en", "es", "fr", "it", "ru"}
-    assert not any("silence" in clip.path.parts or clip.path.stem == "beep" for clip in train_only_clips)
-    words = {clip.text for clip in train_only_clips if clip.text}
-    assert {"7", "a", "z"} <= words and all(w.isdigit() or len(w) == 1 for w in words)
-    seven = next(c for c in train_only_clips if c.clip_id == "asterisk-it_IT_m_Carlo-digits-7")
-    assert seven.duration == pytest.approx(decode_audio(seven.path).size / SAMPLE_RATE, abs=0.01)
-
-
-def test_train_only_pairs_are_train_split_spread_over_voices_words_first(train_only_clips) -> None:
-    pairs, wanted = plan.plan_train_only_pairs(train_only_clips, 400, seed=0)
-    assert wanted == 200 and len(pairs) > wanted
-    assert {(p.real.split, p.fake.split) for p in pairs} == {("train", "train")}
-    per_voice = Counter(p.real.speaker for p in pairs)
-    assert max(per_voice.values()) - min(per_voice.values()) <= 1
-    assert all(p.real.text for p in pairs), "each voice has more than 50 digit and letter clips"
-    assert {p.fake.attack for p in pairs} >= {tts.ESPEAK, *tts.ENGLISH_ENGINES}
-    assert plan.plan_train_only_pairs(train_only_clips, 400, seed=0)[0] == pairs
-    assert plan.plan_train_only_pairs(train_only_clips, 0, seed=0) == ([], 0)
+def test_fakes_of_telephone_recordings_go_through_the_same_channel(real_clips) -> None:
+    pairs, _ = plan.plan_pairs(real_clips, 2000, seed=0)
+    for pair in pairs:
+        narrow = any(c.band == sources.NARROWBAND for c in real_clips if c.clip_id == pair.real.clip_id)
+        assert (pair.fake.treatment.source_channel != "none") == narrow
+        assert pair.real.treatment.source_channel == "none"
+    assert {p.fake.treatment.source_channel for p in pairs} == {"none", "gsm", "band8k"}
 
 
 def test_plan_pairs_each_real_clip_with_a_fake_of_its_language_and_split(real_clips) -> None:
     pairs, wanted = plan.plan_pairs(real_clips, 600, seed=3)
+    english_lines = {clip.clip_id: clip.text_en for clip in real_clips}
     assert wanted == 300 and len(pairs) > wanted
     assert len({p.real.clip_id for p in pairs}) == len(pairs)
     for pair in pairs:
         assert (pair.fake.split, pair.fake.group) == (pair.real.split, pair.real.group)
-        if pair.fake.attack not in tts.ENGLISH_ENGINES:
-            assert pair.fake.language == pair.real.language
-        if pair.fake.attack == tts.ESPEAK:
-            assert pair.fake.text == pair.real.text
-    assert {p.fake.attack for p in pairs} == set(tts.ATTACKS)
+        assert pair.fake.family == tts.ENGINES[pair.fake.attack].family
+        if pair.fake.language != pair.real.language:
+            assert pair.fake.language == "en" and pair.fake.text == english_lines[pair.real.clip_id]
+        if pair.fake.attack in tts.COPY_SYNTHESIS:
+            assert pair.fake.speaker == pair.real.speaker and pair.fake.text is None
+    assert len({p.fake.attack for p in pairs}) >= 12
     again, _ = plan.plan_pairs(real_clips, 600, seed=3)
     assert again == pairs
 

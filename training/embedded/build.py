@@ -22,7 +22,7 @@ from tqdm import tqdm
 from model.audio import SAMPLE_RATE, AudioDecodeError, decode_audio
 from training.embedded.channel import ClipRejected, process
 from training.embedded.plan import BONAFIDE, ClipJob, Pair
-from training.embedded.tts import GRIFFIN_LIM, SynthesisError, griffin_lim, synthesize
+from training.embedded.tts import COPY_SYNTHESIS, SynthesisError, synthesize, vocode
 from training.manifest import ManifestRow, write_manifest
 
 MANIFEST_NAME = "manifest.csv"
@@ -119,8 +119,8 @@ def source_audio(job: ClipJob) -> np.ndarray:
         return decode_audio(job.source_path)
     if job.voice is None:
         raise ValueError(f"fake clip {job.clip_id} has no voice")
-    if job.attack == GRIFFIN_LIM:
-        return griffin_lim(decode_audio(job.source_path), job.voice, job.seed)
+    if job.attack in COPY_SYNTHESIS:
+        return vocode(decode_audio(job.source_path), job.voice, job.seed)
     if not job.text:
         raise SynthesisError(f"no text to speak for {job.clip_id}")
     return synthesize(job.voice, job.text)
@@ -133,7 +133,7 @@ def kept_pairs(pairs: Sequence[Pair], wanted: int, out_dir: Path) -> list[Pair]:
 
 
 def manifest_rows(pairs: Sequence[Pair], out_dir: Path) -> list[ManifestRow]:
-    """Manifest rows (sorted by path) with language, channel and split group as extra columns."""
+    """Manifest rows (sorted by path) with language, channel, family and split group as extra columns."""
     jobs = sorted((job for pair in pairs for job in (pair.real, pair.fake)), key=lambda j: j.relative_path)
     return [
         ManifestRow(
@@ -143,7 +143,12 @@ def manifest_rows(pairs: Sequence[Pair], out_dir: Path) -> list[ManifestRow]:
             attack=job.attack,
             speaker=job.speaker,
             source=job.source,
-            extras={"language": job.language, "channel": job.treatment.channel_label, "group": job.group},
+            extras={
+                "language": job.language,
+                "channel": job.treatment.channel_label,
+                "family": job.family,
+                "group": job.group,
+            },
         )
         for job in jobs
     ]

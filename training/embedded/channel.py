@@ -5,8 +5,12 @@ with room noise and long, varied silences at their ends; TTS output is PCM with 
 its own loudness and its own sample rate. A detector would learn those. So both classes are
 decoded to 16 kHz mono, trimmed by the same energy rule, cropped to the same maximum, set to a
 random loudness, padded with a random amount of silence, given a random noise floor, and sent
-through a random "channel" (none, MP3, Vorbis, Opus or a telephone-band limit): every draw comes
-from the same distribution for both classes, so none of these properties carries the label.
+through a random "channel" (none, MP3, Vorbis, Opus, GSM or a telephone-band limit): every draw
+comes from the same distribution for both classes, so none of these properties carries the label.
+
+Some real sources were recorded through a telephone channel (8 kHz WAV, GSM). The fake paired with
+such a clip first goes through that same channel (`Treatment.source_channel`), then through its own
+random draw like every clip, so a narrow band or a GSM trace says nothing about the class.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ PAD_SECONDS_RANGE = (0.05, 0.45)
 NOISE_DBFS_RANGE = (-80.0, -55.0)
 PEAK_CEILING = 0.97
 
-CHANNEL_WEIGHTS = {"none": 0.2, "mp3": 0.25, "vorbis": 0.25, "opus": 0.1, "band8k": 0.2}
+CHANNEL_WEIGHTS = {"none": 0.2, "mp3": 0.25, "vorbis": 0.2, "opus": 0.1, "band8k": 0.15, "gsm": 0.1}
+# Channels without a setting to draw; a source channel is one of these or "none".
+FIXED_CHANNELS = frozenset({"none", "band8k", "gsm"})
 MP3_BITRATES_KBPS = (32, 48, 64, 96, 128)
 VORBIS_QUALITIES = (1, 2, 3, 5)
 OPUS_BITRATES_KBPS = (16, 24, 32)
@@ -49,6 +55,8 @@ _CODEC_ARGS = {
     "mp3": ("-c:a", "libmp3lame", "-f", "mp3"),
     "vorbis": ("-c:a", "libvorbis", "-f", "ogg"),
     "opus": ("-c:a", "libopus", "-f", "ogg"),
+    # GSM 06.10 full rate (13 kbit/s at 8 kHz), in WAV so that libsndfile decodes it.
+    "gsm": ("-c:a", "libgsm_ms", "-ar", str(NARROWBAND_RATE), "-f", "wav"),
 }
 
 
@@ -62,10 +70,12 @@ class Treatment:
     noise_dbfs: float
     channel: str
     channel_setting: int
+    source_channel: str = "none"  # the telephone channel of the real clip a fake mimics, applied first
 
     @property
     def channel_label(self) -> str:
-        return self.channel if self.channel in {"none", "band8k"} else f"{self.channel}-{self.channel_setting}"
+        drawn = self.channel if self.channel in FIXED_CHANNELS else f"{self.channel}-{self.channel_setting}"
+        return drawn if self.source_channel == "none" else f"{self.source_channel}+{drawn}"
 
 
 class ClipRejected(ValueError):
@@ -159,6 +169,9 @@ def apply_channel(samples: np.ndarray, channel: str, setting: int, rate: int = S
         return resample(resample(samples, rate, NARROWBAND_RATE), NARROWBAND_RATE, rate)
     if channel not in _CODEC_ARGS:
         raise ValueError(f"unknown channel {channel!r}")
+    if channel == "gsm":
+        samples = resample(samples, rate, NARROWBAND_RATE)
+        rate = NARROWBAND_RATE
     encoded = _ffmpeg_encode(samples, rate, channel, setting)
     return decode_audio(encoded)
 
@@ -169,7 +182,7 @@ def _ffmpeg_encode(samples: np.ndarray, rate: int, channel: str, setting: int) -
         raise RuntimeError("ffmpeg is needed for the codec channels")
     wav = io.BytesIO()
     sf.write(wav, np.clip(samples, -1.0, 1.0), rate, format="WAV", subtype="FLOAT")
-    quality = ("-q:a", str(setting)) if channel == "vorbis" else ("-b:a", f"{setting}k")
+    quality = {"vorbis": ("-q:a", str(setting)), "gsm": ()}.get(channel, ("-b:a", f"{setting}k"))
     command = [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "wav", "-i", "pipe:0",
         "-fflags", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1",
@@ -191,5 +204,6 @@ def process(samples: np.ndarray, treatment: Treatment, rng: np.random.Generator)
 
 
 def pass_channel(samples: np.ndarray, treatment: Treatment) -> np.ndarray:
-    """The treatment's channel, then clipped to [-1, 1]: what a 16-bit file can hold."""
+    """The source channel (if any), the treatment's channel, then clipped to [-1, 1]: what a 16-bit file holds."""
+    samples = apply_channel(samples, treatment.source_channel, 0)
     return np.clip(apply_channel(samples, treatment.channel, treatment.channel_setting), -1.0, 1.0)

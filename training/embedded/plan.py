@@ -1,81 +1,103 @@
 """Decide, before any audio is touched, every clip of the dataset and every random draw behind it.
 
 The plan pairs each chosen real clip with exactly one fake clip that mimics it: the same words
-in the same language spoken by a TTS engine, or (when the words are unknown) a Griffin-Lim
-resynthesis of the clip itself. Pairing keeps the classes balanced and gives both the same mix
-of languages and content; each pair sits in the split of the real clip's group, so no words or
-speaker cross from train to test. Voices that only feed training (sources.find_train_only_clips)
-are planned apart, after the main plan, so adding them leaves dev and test clip for clip as they
-were. All randomness comes from generators seeded by (seed, clip id), so the plan, and the
+in the same language spoken by a TTS engine, or a copy-synthesis vocoder's resynthesis of the
+clip itself (the only choice when the words are unknown). Engines are spread over the clips by
+target weights among the engines each clip allows. Pairing keeps the classes balanced and gives
+both the same mix of languages and content; each pair sits in the split of the real clip's group,
+so no words or speaker cross from train to test, and a fake of a telephone recording goes through
+that recording's channel. All randomness comes from generators seeded by (seed, clip id), so the plan, and the
 manifest, depend only on the installed packages and the seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from training.embedded.channel import Treatment, draw_treatment
-from training.embedded.sources import ENGLISH, FILLETS_PACKAGE, KLETTRES_PACKAGE, KTUBERLING_PACKAGE, RealClip
-from training.embedded.tts import (
-    ENGLISH_ENGINES,
-    ESPEAK,
-    FESTIVAL,
-    FLITE_ATTACKS,
-    GRIFFIN_LIM,
-    Voice,
-    draw_voice,
-    espeak_voice,
+from training.embedded.sources import (
+    ARMELLE_PACKAGE,
+    ASTERISK_PACKAGE,
+    ENGLISH,
+    ES_CO_PACKAGE,
+    FESTVOX_RU_PACKAGE,
+    FESTVOX_RU_SPEAKER,
+    FILLETS_PACKAGE,
+    GCIN_PACKAGE,
+    KLETTRES_PACKAGE,
+    KTUBERLING_PACKAGE,
+    MENARDI_PACKAGE,
+    NARROWBAND,
+    POCKETSPHINX_PACKAGE,
+    TUXPAINT_PACKAGE,
+    RealClip,
 )
+from training.embedded.tts import COPY_SYNTHESIS, ENGINES, ESPEAK, GRIFFIN_LIM, KOKORO, Voice, draw_voice, engines_for
 from training.manifest import TRAIN
 from training.splits import assign_group_splits
 
-DEFAULT_TOTAL_CLIPS = 4000
+# Engines that speak one language other than English: they can only mimic clips of that language.
+NATIVE_ONLY_ENGINES = tuple(
+    sorted(a for a, e in ENGINES.items() if e.languages and len(e.languages) == 1 and ENGLISH not in e.languages)
+)
+DEFAULT_TOTAL_CLIPS = 8000
 DEFAULT_SEED = 0
 BONAFIDE = "bonafide"
 REAL, FAKE = "real", "fake"
 
-# Share of pairs taken from each package (the rest of a short package goes to the others).
-SOURCE_SHARES = {FILLETS_PACKAGE: 0.40, KLETTRES_PACKAGE: 0.38, KTUBERLING_PACKAGE: 0.22}
+# Share of pairs taken from each package (the rest of a short package goes to the others). No
+# source above 30 % of the real clips, so no one microphone or voice cast stands for "human".
+SOURCE_SHARES = {
+    TUXPAINT_PACKAGE: 0.24,
+    FILLETS_PACKAGE: 0.15,
+    KLETTRES_PACKAGE: 0.13,
+    KTUBERLING_PACKAGE: 0.10,
+    ASTERISK_PACKAGE: 0.08,
+    FESTVOX_RU_PACKAGE: 0.08,
+    GCIN_PACKAGE: 0.06,
+    MENARDI_PACKAGE: 0.05,
+    ARMELLE_PACKAGE: 0.05,
+    ES_CO_PACKAGE: 0.05,
+    POCKETSPHINX_PACKAGE: 0.01,
+}
 # No split group (a language, a game level) may fill more than this share of a package's pairs.
 GROUP_CAP_FRACTION = 0.05
 MIN_GROUP_CAP = 2
-# English speech is scarce in the packages; sampling weight for it so English voices get material.
-ENGLISH_SAMPLING_WEIGHT = 4.0
-# Clips from train-only voices, as a share of the main plan's clips. Off by default: 0.2 (800 clips)
-# tied the default on dev EER (1.59 %) at a quarter more training time; see the README.
-DEFAULT_TRAIN_ONLY_SHARE = 0.0
+# English reals are favoured so that the English-only voices mostly mimic English speech.
+ENGLISH_SAMPLING_WEIGHT = 2.0
 # Extra pairs planned so that clips rejected while building (too little speech) leave the total intact.
 SURPLUS_FRACTION = 0.03
 MIN_SURPLUS = 2
+# Groups pinned to a split: the Russian voice actor is also the festival Russian voice, so his real and
+# synthetic speech must both be in training for the model to learn the synthesis rather than the voice.
+PINNED_SPLITS = {FESTVOX_RU_SPEAKER: TRAIN}
 
-# Which fake engine mimics a real clip, by what is known about the clip. English engines may read
-# the English line of a Dutch dialogue: the packages hold too little English speech (~165 clips)
-# to give the four English voices enough material otherwise. The cost is a language imbalance:
-# about 17% of fakes are English against 6% of reals (and fewer Dutch fakes than Dutch reals);
-# lower DIALOGUE_ENGLISH_SHARE to trade English-voice coverage for language balance.
-ENGLISH_TEXT_ENGINE_SHARE = 0.80
-DIALOGUE_ENGLISH_SHARE = 0.28
-ATTACK_WEIGHTS = {
-    "english": {
-        ESPEAK: 0.15,
-        GRIFFIN_LIM: 0.05,
-        **{a: ENGLISH_TEXT_ENGINE_SHARE / len(ENGLISH_ENGINES) for a in ENGLISH_ENGINES},
-    },
-    "dialogue": {
-        ESPEAK: 0.50,
-        GRIFFIN_LIM: 0.22,
-        **{a: DIALOGUE_ENGLISH_SHARE / len(ENGLISH_ENGINES) for a in ENGLISH_ENGINES},
-    },
-    "native": {ESPEAK: 0.85, GRIFFIN_LIM: 0.15},
-    "untranscribed": {GRIFFIN_LIM: 1.0},
+# Target weight of each engine among the engines that could mimic a clip (any engine that speaks
+# its language, when its words are known; every copy-synthesis vocoder). Engines with few languages
+# weigh more, so the voices that only speak Russian, Catalan, Italian or Finnish get enough clips.
+DEFAULT_ENGINE_WEIGHT = 1.0
+ENGINE_WEIGHTS = {
+    ESPEAK: 1.0,
+    KOKORO: 1.5,
+    GRIFFIN_LIM: 0.5,
+    **{attack: 0.5 for attack in COPY_SYNTHESIS if attack != GRIFFIN_LIM},
+    **{attack: 0.6 for attack in engines_for(ENGLISH) if attack not in (ESPEAK, KOKORO)},
+    **{attack: 3.0 for attack in NATIVE_ONLY_ENGINES},
 }
+# An English voice reading the English line of a non-English clip (a Dutch dialogue, a Tux Paint
+# stamp) weighs this much of its weight: English voices need material, but each such fake is an
+# English clip paired with a non-English one, a language imbalance the audit watches.
+FOREIGN_TEXT_WEIGHT = 0.25
+
+NATIVE, ENGLISH_LINE, COPY = "native", "english-line", "copy"
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,7 @@ class ClipJob:
     clip_id: str
     label: str
     attack: str
+    family: str
     speaker: str
     source: str
     language: str
@@ -121,40 +144,10 @@ def plan_pairs(reals: Sequence[RealClip], total_clips: int, seed: int = DEFAULT_
     wanted = max(1, total_clips // 2)
     planned = wanted + max(MIN_SURPLUS, math.ceil(wanted * SURPLUS_FRACTION))
     chosen = _choose_reals(reals, planned, seed)
-    attacks = _assign_attacks(chosen)
-    splits = assign_group_splits([clip.group for clip in chosen], seed=seed)
-    pairs = [_pair(clip, attack, splits[clip.group], seed) for clip, attack in zip(chosen, attacks, strict=True)]
+    choices = _assign_attacks(chosen)
+    splits = {**assign_group_splits([clip.group for clip in chosen], seed=seed), **PINNED_SPLITS}
+    pairs = [_pair(clip, choice, splits[clip.group], seed) for clip, choice in zip(chosen, choices, strict=True)]
     return pairs, wanted
-
-
-def plan_train_only_pairs(
-    reals: Sequence[RealClip], total_clips: int, seed: int = DEFAULT_SEED
-) -> tuple[list[Pair], int]:
-    """Pairs from voices that never appear in dev or test, all in the training split.
-
-    Voices take turns so each gets an equal share; within a voice, clips with known words (digits,
-    letters: short clips like klettres') come first, so their fakes can say the same words; the
-    rest, Griffin-Lim copies, fill the quota.
-    """
-    wanted = total_clips // 2
-    if wanted == 0 or not reals:
-        return [], 0
-    planned = wanted + max(MIN_SURPLUS, math.ceil(wanted * SURPLUS_FRACTION))
-    by_group: dict[str, list[RealClip]] = defaultdict(list)
-    shuffled = _weighted_order(reals, seed, "train-only", weight=lambda clip: 1.0)
-    for clip in sorted(shuffled, key=lambda clip: clip.text is None):
-        by_group[clip.group].append(clip)
-    chosen = _take_turns([by_group[group] for group in sorted(by_group)], planned)
-    attacks = _assign_attacks(chosen)
-    return [_pair(clip, attack, TRAIN, seed) for clip, attack in zip(chosen, attacks, strict=True)], wanted
-
-
-def _take_turns(queues: Sequence[Sequence[RealClip]], count: int) -> list[RealClip]:
-    """Round-robin over the queues until `count` clips are taken or all are empty."""
-    taken: list[RealClip] = []
-    for position in range(max((len(q) for q in queues), default=0)):
-        taken.extend(q[position] for q in queues if position < len(q))
-    return taken[:count]
 
 
 def _english_weight(clip: RealClip) -> float:
@@ -181,17 +174,12 @@ def _choose_reals(reals: Sequence[RealClip], count: int, seed: int) -> list[Real
     return _weighted_order(chosen, seed, "priority")[:count]
 
 
-def _weighted_order(
-    clips: Sequence[RealClip],
-    seed: int,
-    purpose: str,
-    weight: Callable[[RealClip], float] = _english_weight,
-) -> list[RealClip]:
-    """Weighted random order without replacement (key u^(1/w)); by default English clips weighted up."""
+def _weighted_order(clips: Sequence[RealClip], seed: int, purpose: str) -> list[RealClip]:
+    """Weighted random order without replacement (key u^(1/w)), English clips weighted up."""
 
     def key(clip: RealClip) -> float:
         uniform = np.random.default_rng(clip_seed(seed, clip.clip_id, purpose)).random()
-        return -(uniform ** (1.0 / weight(clip)))
+        return -(uniform ** (1.0 / _english_weight(clip)))
 
     return sorted(clips, key=lambda c: (key(c), c.clip_id))
 
@@ -212,38 +200,54 @@ def _take_capped(clips: Sequence[RealClip], quota: int) -> list[RealClip]:
         cap *= 2
 
 
-def clip_kind(clip: RealClip) -> str:
-    """What a fake can be made from: English words, a Dutch dialogue with its English line, native words, nothing."""
-    if clip.language == ENGLISH and clip.text:
-        return "english"
-    if clip.text and clip.text_en and espeak_voice(clip.language):
-        return "dialogue"
-    if clip.text and espeak_voice(clip.language):
-        return "native"
-    return "untranscribed"
+def candidate_engines(clip: RealClip) -> dict[tuple[str, str], float]:
+    """(engine, what it reads) → target weight, for every engine that can mimic the clip.
+
+    An engine that speaks the clip's language reads its words; an English voice may read the
+    clip's English line; a copy-synthesis vocoder resynthesises the recording itself.
+    """
+    candidates: dict[tuple[str, str], float] = {}
+    if clip.text:
+        for attack in engines_for(clip.language):
+            candidates[(attack, NATIVE)] = ENGINE_WEIGHTS.get(attack, DEFAULT_ENGINE_WEIGHT)
+    if clip.text_en and clip.language != ENGLISH:
+        for attack in engines_for(ENGLISH):
+            if (attack, NATIVE) not in candidates:
+                weight = ENGINE_WEIGHTS.get(attack, DEFAULT_ENGINE_WEIGHT) * FOREIGN_TEXT_WEIGHT
+                candidates[(attack, ENGLISH_LINE)] = weight
+    for attack in COPY_SYNTHESIS:
+        candidates[(attack, COPY)] = ENGINE_WEIGHTS.get(attack, DEFAULT_ENGINE_WEIGHT)
+    return candidates
 
 
-def _assign_attacks(chosen: Sequence[RealClip]) -> list[str]:
-    """Give each clip the attack furthest below its target share within the clip's kind (low variance)."""
-    assigned: dict[str, Counter] = defaultdict(Counter)
-    seen: Counter = Counter()
-    attacks = []
+def _assign_attacks(chosen: Sequence[RealClip]) -> list[tuple[str, str]]:
+    """Give each clip the candidate engine furthest below its expected count (low variance).
+
+    Each clip adds its candidates' normalised weights to their expected counts; the engine with
+    the largest deficit takes the clip. Engines end up close to their weights among the clips they
+    could have mimicked, however unevenly languages and transcripts are spread.
+    """
+    expected: Counter = Counter()
+    assigned: Counter = Counter()
+    choices = []
     for clip in chosen:
-        kind = clip_kind(clip)
-        seen[kind] += 1
-        weights = ATTACK_WEIGHTS[kind]
-        attack = max(weights, key=lambda a: (weights[a] * seen[kind] - assigned[kind][a], weights[a]))
-        assigned[kind][attack] += 1
-        attacks.append(attack)
-    return attacks
+        candidates = candidate_engines(clip)
+        total = sum(candidates.values())
+        for key, weight in candidates.items():
+            expected[key[0]] += weight / total
+        attack, mode = max(candidates, key=lambda k: (expected[k[0]] - assigned[k[0]], candidates[k], k))
+        assigned[attack] += 1
+        choices.append((attack, mode))
+    return choices
 
 
-def _pair(clip: RealClip, attack: str, split: str, seed: int) -> Pair:
+def _pair(clip: RealClip, choice: tuple[str, str], split: str, seed: int) -> Pair:
     real_seed = clip_seed(seed, clip.clip_id)
     real = ClipJob(
         clip_id=clip.clip_id,
         label=REAL,
         attack=BONAFIDE,
+        family=clip.family,
         speaker=clip.speaker,
         source=clip.source,
         language=clip.language,
@@ -256,27 +260,37 @@ def _pair(clip: RealClip, attack: str, split: str, seed: int) -> Pair:
         treatment=draw_treatment(np.random.default_rng(real_seed)),
         seed=real_seed,
     )
-    return Pair(real, _fake_job(clip, attack, split, seed))
+    return Pair(real, _fake_job(clip, choice, split, seed))
 
 
-def _fake_job(clip: RealClip, attack: str, split: str, seed: int) -> ClipJob:
+def source_channel(clip: RealClip) -> str:
+    """The telephone channel a narrowband recording came through, for its fake to go through too."""
+    if clip.band != NARROWBAND:
+        return "none"
+    return "gsm" if clip.path.suffix.lower() == ".gsm" else "band8k"
+
+
+def _fake_job(clip: RealClip, choice: tuple[str, str], split: str, seed: int) -> ClipJob:
+    attack, mode = choice
+    engine = ENGINES[attack]
     fake_id = f"{attack}--{clip.clip_id}"
     fake_seed = clip_seed(seed, fake_id)
     rng = np.random.default_rng(fake_seed)
-    english_engine = attack in ENGLISH_ENGINES
-    voice = draw_voice(attack, ENGLISH if english_engine else clip.language, rng)
-    if attack == GRIFFIN_LIM:
-        speaker, text, language = clip.speaker, None, clip.language
-    elif english_engine:
-        speaker, text, language = attack, clip.text_en, ENGLISH
+    language = ENGLISH if mode == ENGLISH_LINE else clip.language
+    voice = draw_voice(attack, language, rng)
+    if mode == COPY:
+        speaker, text = clip.speaker, None
     else:
-        speaker, text, language = f"{attack}:{voice.name}", clip.text, clip.language
+        speaker = engine.speaker or f"{attack}:{voice.name}"
+        text = clip.text_en if mode == ENGLISH_LINE else clip.text
+    treatment = dataclasses.replace(draw_treatment(rng), source_channel=source_channel(clip))
     return ClipJob(
         clip_id=fake_id,
         label=FAKE,
         attack=attack,
+        family=engine.family,
         speaker=speaker,
-        source=_fake_source(attack),
+        source=engine.source,
         language=language,
         group=clip.group,
         split=split,
@@ -284,17 +298,6 @@ def _fake_job(clip: RealClip, attack: str, split: str, seed: int) -> ClipJob:
         source_path=clip.path,
         text=text,
         voice=voice,
-        treatment=draw_treatment(rng),
+        treatment=treatment,
         seed=fake_seed,
     )
-
-
-def _fake_source(attack: str) -> str:
-    """The Debian package (or library) that produced a fake clip."""
-    if attack == GRIFFIN_LIM:
-        return "torchaudio"
-    if attack == FESTIVAL:
-        return "festvox-kallpc16k"
-    if attack in FLITE_ATTACKS:
-        return "flite"
-    return attack

@@ -55,7 +55,7 @@ def _write(job: ClipJob, out_dir: Path) -> Path:
 
 
 def _row(job: ClipJob, path: Path) -> ManifestRow:
-    extras = {"language": job.language, "channel": "raw", "group": job.group}
+    extras = {"language": job.language, "channel": "raw", "family": job.family, "group": job.group}
     return ManifestRow(path, job.label, RAW_SPLIT, job.attack, job.speaker, job.source, extras)
 
 
