@@ -3,6 +3,8 @@
 Each clip is cut into windows (FeatureConfig.window_seconds), every window of every clip in
 the request goes through the detector together, and a clip's score is the mean of its
 windows' scores. Masked pooling makes each window's score independent of its batch-mates.
+Each window's logit is calibrated (the checkpoint's Platt scaling, identity if it has none)
+before the sigmoid, so segment scores and the clip mean alike are calibrated P(real).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from model.audio import AudioSource, decode_audio
-from model.checkpoint import DEFAULT_THRESHOLD, load_checkpoint
+from model.checkpoint import DEFAULT_THRESHOLD, checkpoint_calibration, load_checkpoint
 from model.detectors import Detector
 from model.features import AudioFeatureExtractor, FeatureConfig, pad_batch
 
@@ -40,7 +42,7 @@ class ClipScore:
 
 
 class AudioDetector:
-    """A detector together with the exact feature extractor and threshold it was trained with."""
+    """A detector together with the exact feature extractor, calibration and threshold it was trained with."""
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class AudioDetector:
         self.extractor = AudioFeatureExtractor(feature_config)
         self.metadata = metadata or {}
         self.threshold = float(self.metadata.get("threshold", DEFAULT_THRESHOLD))
+        self.calibration = checkpoint_calibration(self.metadata)
         self.device = torch.device(device)
 
     @classmethod
@@ -65,7 +68,7 @@ class AudioDetector:
 
     @torch.inference_mode()
     def window_logits(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The detector's logit for each (n_mels, frames) window, in slices that bound memory."""
+        """The detector's raw (uncalibrated) logit for each (n_mels, frames) window, in slices that bound memory."""
         logits = []
         for start in range(0, len(features), MAX_WINDOWS_PER_FORWARD):
             batch, lengths = pad_batch(features[start : start + MAX_WINDOWS_PER_FORWARD])
@@ -73,8 +76,8 @@ class AudioDetector:
         return torch.cat(logits) if logits else torch.empty(0)
 
     def score_features(self, features: Sequence[torch.Tensor]) -> list[float]:
-        """P(real) for each (n_mels, frames) window."""
-        return torch.sigmoid(self.window_logits(features)).tolist()
+        """Calibrated P(real) for each (n_mels, frames) window (float64, so the scaling adds no rounding)."""
+        return torch.sigmoid(self.calibration.apply(self.window_logits(features).double())).tolist()
 
     def score_waveforms(self, waveforms: Sequence[np.ndarray]) -> list[ClipScore]:
         """Score 16 kHz mono clips; all their windows share forward passes."""

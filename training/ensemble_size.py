@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from model.audio import decode_audio
+from model.calibration import Calibration
 from model.checkpoint import load_checkpoint
 from model.features import AudioFeatureExtractor
 from model.inference import AudioDetector, clip_windows
@@ -68,11 +69,16 @@ def window_logits(directory: Path, clips: list[list[torch.Tensor]]) -> list[np.n
     return np.split(logits, ends[:-1])
 
 
-def subset_scores(logits: MemberLogits, subset: Sequence[int]) -> np.ndarray:
-    """P(real) per clip for the ensemble of `subset`: mean logit per window, mean probability per clip."""
+def subset_scores(logits: MemberLogits, subset: Sequence[int], calibration: Calibration | None = None) -> np.ndarray:
+    """P(real) per clip for the ensemble of `subset`: mean logit per window, mean probability per clip.
+
+    Subsets have no calibration of their own (only the saved ensemble is fit on dev), so by default
+    none is applied; EER depends on the ranking, which a calibration leaves almost unchanged.
+    """
+    calibration = calibration or Calibration()
     clips = len(logits[0])
     averaged = (np.mean([logits[m][c] for m in subset], axis=0) for c in range(clips))
-    return np.asarray([float(np.mean(1.0 / (1.0 + np.exp(-a)))) for a in averaged])
+    return np.asarray([float(np.mean(calibration.probabilities(a))) for a in averaged])
 
 
 def subsets(members: int, size: int, samples: int, rng: random.Random) -> list[tuple[int, ...]]:

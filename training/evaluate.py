@@ -2,7 +2,9 @@
 
 Clips are scored through model.inference.AudioDetector, the code path serving uses. The same
 clips are scored again after re-encoding every one of them, real and fake alike, to MP3, so
-a detector that keyed on file format would show it here.
+a detector that keyed on file format would show it here. Besides EER, AUC and accuracy, each
+condition reports how well P(real) is calibrated (ECE over 15 bins, Brier score), with a
+reliability diagram beside the ROC/DET plot.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from model.inference import AudioDetector
 from training.codecs import MP3_BITRATE, reencode_mp3
 from training.manifest import STANDARD_COLUMNS, ManifestRow, read_manifest, relative_path
 from training.metrics import eer_by_group, summarize
-from training.plots import plot_roc_det, plot_score_histograms
+from training.plots import plot_reliability, plot_roc_det, plot_score_histograms
 
 CLIPS_PER_BATCH = 32
 GROUP_COLUMNS = ("attack", "source")
@@ -91,6 +93,7 @@ def evaluate_checkpoint(
         "manifest": str(manifest),
         "split": split,
         "threshold": detector.threshold,
+        "calibration": detector.calibration.to_dict(),
         "conditions": {name: condition_report(rows, s, detector.threshold) for name, s in conditions.items()},
     }
     out_dir = Path(out_dir or checkpoint)
@@ -99,16 +102,24 @@ def evaluate_checkpoint(
     write_scores(rows, conditions, manifest, out_dir / SCORES_FILE)
     score_sets = {name: (s, is_real) for name, s in conditions.items()}
     plot_roc_det(score_sets, out_dir / "roc_det.png")
+    plot_reliability(score_sets, out_dir / "reliability.png")
     plot_score_histograms(score_sets, detector.threshold, out_dir / "score_histograms.png")
     print_summary(results)
     return results
 
 
 def print_summary(results: dict) -> None:
-    print(f"{results['split']} split, threshold {results['threshold']:.3f}")
-    print(f"{'condition':<12} {'clips':>6} {'EER':>7} {'AUC':>7} {'accuracy':>9}")
-    for name, report in results["conditions"].items():
-        print(f"{name:<12} {report['count']:>6} {report['eer']:>7.2%} {report['auc']:>7.4f} {report['accuracy']:>9.2%}")
+    calibration = results["calibration"]
+    print(
+        f"{results['split']} split, threshold {results['threshold']:.3f}, "
+        f"calibration P(real) = sigmoid({calibration['scale']:.4g} * logit + {calibration['bias']:.4g})"
+    )
+    print(f"{'condition':<12} {'clips':>6} {'EER':>7} {'AUC':>7} {'accuracy':>9} {'ECE':>7} {'Brier':>7}")
+    for name, r in results["conditions"].items():
+        print(
+            f"{name:<12} {r['count']:>6} {r['eer']:>7.2%} {r['auc']:>7.4f} {r['accuracy']:>9.2%} "
+            f"{r['ece']:>7.4f} {r['brier']:>7.4f}"
+        )
     for name, report in results["conditions"].items():
         for key, groups in report.items():
             if key.startswith("eer_by_") and groups:
@@ -119,7 +130,10 @@ def print_summary(results: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate",
-        description="EER, ROC AUC and accuracy of a checkpoint on a manifest split, clean and MP3 re-encoded.",
+        description=(
+            "EER, ROC AUC, accuracy and calibration (ECE, Brier) of a checkpoint on a manifest split, "
+            "clean and MP3 re-encoded."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--checkpoint", type=Path, default=Path("artifacts/default"), help="checkpoint folder")

@@ -5,7 +5,9 @@ of training.folds (one per fake family and per real family of the train and dev 
 each model on the fold's training rows, pick its epoch on the fold's dev half, and score the
 fold's evaluation clips through model.inference.AudioDetector three ways: clean, MP3 64 kbit/s
 and an 8 kHz mu-law telephone channel. The EER per fold and condition goes to heldout.json and a
-Markdown table (heldout.md) for the README. The test split is never read.
+Markdown table (heldout.md) for the README; each fold's record also has AUC, and ECE (15 bins)
+and Brier score of the calibrated P(real), which show whether the dev-fit calibration still holds
+on a family the model never saw. The test split is never read.
 
 Each model is the current recipe (training.train.TrainConfig defaults, `--set` overrides) with
 one member and `--epochs` epochs. Fold runs live under --work-dir; a fold whose model and scores
@@ -37,7 +39,7 @@ from training.codecs import MP3_BITRATE, reencode_mp3, reencode_telephone
 from training.evaluate import DEFAULT_MP3_CACHE, score_paths
 from training.folds import DEFAULT_MIN_EVAL_CLIPS, FAKE, REAL, FoldPlan, FoldSet, family_of, plan_folds
 from training.manifest import read_manifest, relative_path, write_manifest
-from training.metrics import equal_error_rate, roc_auc
+from training.metrics import brier_score, equal_error_rate, expected_calibration_error, roc_auc
 from training.train import RECIPE_INDEPENDENT, TrainConfig, already_trained, pick_device, train_one
 
 CLEAN, MP3, TELEPHONE = "clean", f"mp3_{MP3_BITRATE}", "telephone"
@@ -241,6 +243,8 @@ class FoldRun:
         summary = {
             "eer": {c: equal_error_rate(s, is_real)[0] for c, s in scores.items()},
             "auc": {c: roc_auc(s, is_real) for c, s in scores.items()},
+            "ece": {c: expected_calibration_error(s, is_real) for c, s in scores.items()},
+            "brier": {c: brier_score(s, is_real) for c, s in scores.items()},
             "dev_eer": metadata["dev_eer"],
             "best_epoch": metadata["best_epoch"],
             "train_seconds": metadata["train_seconds"],

@@ -4,6 +4,10 @@ False accept: a fake scored at or above the threshold. False reject: a real scor
 The EER is where the two rates meet: FRR rises and FAR falls with the threshold, so their
 difference changes sign once; the EER is read where the line between those two operating
 points crosses FRR = FAR (exact when a threshold makes them equal).
+
+Calibration metrics read the score as a probability: the expected calibration error (ECE) is the
+gap between P(real) and the observed share of real clips, averaged over equal-width bins of P(real)
+weighted by how many clips fall in each; the Brier score is the mean squared error of P(real).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
+
+CALIBRATION_BINS = 15
 
 
 def error_rates(scores: Sequence[float], is_real: Sequence[bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,6 +62,46 @@ def accuracy(scores: Sequence[float], is_real: Sequence[bool], threshold: float)
     return float((predicted_real == np.asarray(is_real, dtype=bool)).mean())
 
 
+def _probability_pairs(probabilities: Sequence[float], is_real: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float64 arrays; refused unless paired one to one (numpy would broadcast silently)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    is_real = np.asarray(is_real, dtype=np.float64)
+    if probabilities.shape != is_real.shape or probabilities.size == 0:
+        raise ValueError("calibration metrics need one label per probability and at least one of them")
+    return probabilities, is_real
+
+
+def reliability_bins(
+    probabilities: Sequence[float], is_real: Sequence[bool], bins: int = CALIBRATION_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of P(real) on [0, 1]: mean P(real), share of real clips, clip count.
+
+    Empty bins have NaN means and a count of 0. P(real) = 1 falls in the last bin.
+    """
+    probabilities, is_real = _probability_pairs(probabilities, is_real)
+    index = np.clip((probabilities * bins).astype(int), 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(index, weights=probabilities, minlength=bins) / counts
+        frequency = np.bincount(index, weights=is_real, minlength=bins) / counts
+    return confidence, frequency, counts
+
+
+def expected_calibration_error(
+    probabilities: Sequence[float], is_real: Sequence[bool], bins: int = CALIBRATION_BINS
+) -> float:
+    """Mean |P(real) − share real| over bins of P(real), weighted by the bins' clip counts."""
+    confidence, frequency, counts = reliability_bins(probabilities, is_real, bins)
+    filled = counts > 0
+    return float(np.sum(counts[filled] * np.abs(confidence[filled] - frequency[filled])) / counts.sum())
+
+
+def brier_score(probabilities: Sequence[float], is_real: Sequence[bool]) -> float:
+    """Mean squared error of P(real) against 1 for real and 0 for fake (0 is perfect, 0.25 a coin)."""
+    probabilities, is_real = _probability_pairs(probabilities, is_real)
+    return float(np.mean((probabilities - is_real) ** 2))
+
+
 def summarize(scores: Sequence[float], is_real: Sequence[bool], threshold: float) -> dict[str, float]:
     eer, eer_threshold = equal_error_rate(scores, is_real)
     return {
@@ -65,6 +111,8 @@ def summarize(scores: Sequence[float], is_real: Sequence[bool], threshold: float
         "auc": roc_auc(scores, is_real),
         "accuracy": accuracy(scores, is_real, threshold),
         "threshold": threshold,
+        "ece": expected_calibration_error(scores, is_real),
+        "brier": brier_score(scores, is_real),
     }
 
 

@@ -1,4 +1,4 @@
-"""PNG plots people would rather look at than read: training curves, ROC/DET, score histograms."""
+"""PNG plots people would rather look at than read: training curves, ROC/DET, score histograms, reliability."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from training.metrics import error_rates
+from training.metrics import CALIBRATION_BINS, error_rates, expected_calibration_error, reliability_bins
 
 DPI = 120
 DET_TICKS = (0.001, 0.01, 0.05, 0.2, 0.5)
@@ -82,6 +82,35 @@ def plot_score_histograms(score_sets: Mapping[str, ScoreSet], threshold: float, 
         axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.2f}")
         axis.set(xlabel="P(real)", ylabel="clips", title=name, yscale="log")
         axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+
+
+def plot_reliability(score_sets: Mapping[str, ScoreSet], path: Path, bins: int = CALIBRATION_BINS) -> None:
+    """Reliability diagram: share of real clips against mean P(real) per bin, one line per condition.
+
+    On the diagonal P(real) means what it says; below it the detector is overconfident that
+    clips are real. The lower panel shows how many clips each bin holds (most sit near 0 and 1).
+    """
+    figure, (curve_axis, count_axis) = plt.subplots(
+        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": (3, 1)}
+    )
+    edges = np.linspace(0, 1, bins + 1)
+    for index, (name, (scores, is_real)) in enumerate(score_sets.items()):
+        confidence, frequency, counts = reliability_bins(scores, is_real, bins)
+        filled = counts > 0
+        ece = expected_calibration_error(scores, is_real, bins)
+        label = f"{name} (ECE {ece:.3f})"
+        curve_axis.plot(confidence[filled], frequency[filled], marker="o", color=f"C{index}", label=label)
+        count_axis.stairs(counts, edges, color=f"C{index}", label=name)
+    curve_axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    curve_axis.set(ylabel="share of real clips", title=f"Reliability ({bins} bins of P(real))")
+    curve_axis.set(xlim=(0, 1), ylim=(0, 1))
+    curve_axis.grid(alpha=0.3)
+    curve_axis.legend(loc="upper left")
+    count_axis.set(xlabel="P(real)", ylabel="clips", yscale="log")
+    count_axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)
     plt.close(figure)

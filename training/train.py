@@ -1,8 +1,9 @@
 """Train a detector on a manifest: `python -m training.train --manifest data/embedded/manifest.csv`.
 
-Reads top to bottom: config → data → model → loop with early stopping on dev EER → best
-checkpoint + history + plots → evaluation of the test split (clean and MP3 re-encoded).
-With `--members N`, that loop runs once per seed and the runs are saved as one averaged model.
+Reads top to bottom: config → data → model → loop with early stopping on dev EER → Platt
+calibration of the best epoch's dev logits → best checkpoint + history + plots → evaluation of
+the test split (clean and MP3 re-encoded). With `--members N`, that loop runs once per seed and
+the runs are saved as one averaged model, calibrated again on dev for the averaged logits.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from model.checkpoint import METADATA_FILE, MODEL_CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
+from model.calibration import CALIBRATED_THRESHOLD, fit_platt, sigmoid
+from model.checkpoint import (
+    CALIBRATION_KEY,
+    METADATA_FILE,
+    MODEL_CONFIG_FILE,
+    WEIGHTS_FILE,
+    load_checkpoint,
+    save_checkpoint,
+)
 from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
 from model.features import FeatureConfig
 from training.dataset import (
@@ -39,7 +48,7 @@ from training.dataset import (
 )
 from training.evaluate import evaluate_checkpoint
 from training.manifest import read_manifest
-from training.metrics import equal_error_rate
+from training.metrics import equal_error_rate, expected_calibration_error
 from training.plots import plot_history
 from training.vocoded import vocoded_copies
 
@@ -141,16 +150,39 @@ def pick_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def score_loader(model: Detector, loader: DataLoader, device: torch.device) -> tuple[np.ndarray, np.ndarray, float]:
-    """P(real) and labels for a loader, plus its mean BCE loss."""
+def loader_logits(model: Detector, loader: DataLoader, device: torch.device) -> tuple[np.ndarray, np.ndarray, float]:
+    """Raw logits and labels for a loader, plus its mean BCE loss (logits, so calibration can be fit on them)."""
     model.eval()
-    scores, labels, losses = [], [], []
+    all_logits, labels, losses = [], [], []
     for features, lengths, targets in loader:
         logits = model.logits(features.to(device), lengths.to(device))
         losses.append(torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.to(device)).item())
-        scores.append(torch.sigmoid(logits).cpu().numpy())
+        all_logits.append(logits.float().cpu().numpy())
         labels.append(targets.numpy())
-    return np.concatenate(scores), np.concatenate(labels), float(np.mean(losses))
+    return np.concatenate(all_logits), np.concatenate(labels), float(np.mean(losses))
+
+
+def calibrate_on_dev(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Platt-scale the dev logits: the metadata entries of a calibrated checkpoint.
+
+    The threshold becomes 0.5 (calibrated P(real) means "real" when real is likelier); the dev
+    EER threshold, now on the calibrated scale, and the raw one are kept for reference.
+    """
+    is_real = labels.astype(bool)
+    calibration = fit_platt(logits, is_real)
+    raw, calibrated = sigmoid(logits.astype(np.float64)), calibration.probabilities(logits)
+    before, after = expected_calibration_error(raw, is_real), expected_calibration_error(calibrated, is_real)
+    print(
+        f"calibration on dev: P(real) = sigmoid({calibration.scale:.4f} * logit {calibration.bias:+.4f}); "
+        f"dev ECE {before:.4f} -> {after:.4f}"
+    )
+    return {
+        "threshold": CALIBRATED_THRESHOLD,
+        CALIBRATION_KEY: calibration.to_dict(),
+        "eer_threshold": equal_error_rate(calibrated, is_real)[1],
+        "uncalibrated_threshold": equal_error_rate(raw, is_real)[1],
+        "dev_ece": {"uncalibrated": before, "calibrated": after},
+    }
 
 
 class WeightEMA:
@@ -267,7 +299,7 @@ def train_one(config: TrainConfig) -> dict:
     # Loop: early stopping on dev EER, ties broken by dev loss.
     history: list[dict] = []
     best: dict = {"dev_eer": float("inf"), "dev_loss": float("inf")}
-    best_state, stale, started = None, 0, time.time()
+    best_state, best_dev, stale, started = None, None, 0, time.time()
     ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
     candidate = ema.model if ema else model
     for epoch in range(1, config.epochs + 1):
@@ -289,8 +321,8 @@ def train_one(config: TrainConfig) -> dict:
                 ema.update(model)
             losses.append(loss.item())
             progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        scores, labels, dev_loss = score_loader(candidate, dev_loader, device)
-        dev_eer, dev_threshold = equal_error_rate(scores, labels.astype(bool))
+        dev_logits, labels, dev_loss = loader_logits(candidate, dev_loader, device)
+        dev_eer, _ = equal_error_rate(sigmoid(dev_logits.astype(np.float64)), labels.astype(bool))
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_loss": dev_loss, "dev_eer": dev_eer}
         history.append(record)
         improved = (dev_eer, dev_loss) < (best["dev_eer"], best["dev_loss"])
@@ -299,7 +331,7 @@ def train_one(config: TrainConfig) -> dict:
             f"dev EER {dev_eer:.2%}{'  *' if improved else ''}"
         )
         if improved:
-            best = {**record, "threshold": dev_threshold}
+            best, best_dev = record, (dev_logits, labels)
             best_state, stale = copy.deepcopy(candidate.state_dict()), 0
         else:
             stale += 1
@@ -309,10 +341,11 @@ def train_one(config: TrainConfig) -> dict:
 
     model.load_state_dict(best_state)
     weights = f"{'weight EMA' if ema else 'weights'} after epoch {best['epoch']}"
+    calibrated = calibrate_on_dev(*best_dev)
 
-    # Artifacts: best weights + configs + history + plots.
+    # Artifacts: best weights + configs + calibration + history + plots.
     metadata = {
-        "threshold": best["threshold"],
+        **calibrated,
         "version": config.version,
         "architecture": config.architecture,
         "run": out.name,
@@ -347,7 +380,8 @@ def already_trained(directory: Path, config: TrainConfig) -> bool:
 def train_ensemble(config: TrainConfig) -> dict:
     """Train each seed as its own run under out/members/, then save their mean logit as one model.
 
-    The threshold is set again on dev for the combined scores; members never see the test split.
+    The calibration (and with it the threshold) is fit again on dev for the combined logits;
+    members never see the test split.
     """
     started = time.time()
     out = Path(config.out)
@@ -372,14 +406,15 @@ def train_ensemble(config: TrainConfig) -> dict:
     device = pick_device(config.device)
     splits, cache = read_splits(config, feature_config, names=("dev",))
     dev_loader = make_dev_loader(splits["dev"], cache, window_frames(feature_config), config.batch_size)
-    scores, labels, _ = score_loader(ensemble.to(device), dev_loader, device)
-    dev_eer, threshold = equal_error_rate(scores, labels.astype(bool))
+    logits, labels, _ = loader_logits(ensemble.to(device), dev_loader, device)
+    dev_eer, _ = equal_error_rate(sigmoid(logits.astype(np.float64)), labels.astype(bool))
+    calibrated = calibrate_on_dev(logits, labels)
     member_summaries = [
         {"seed": config.seed + i, "best_epoch": m["best_epoch"], "dev_eer": m["dev_eer"], "weights": m["weights"]}
         for i, (_, _, m) in enumerate(members)
     ]
     metadata = {
-        "threshold": threshold,
+        **calibrated,
         "version": config.version,
         "architecture": config.architecture,
         "run": out.name,

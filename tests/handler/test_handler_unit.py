@@ -17,6 +17,8 @@ from handler.detector_handler import (
     audio_payload,
     torch_threads,
 )
+from model.calibration import Calibration
+from model.checkpoint import METADATA_FILE
 from model.inference import AudioDetector
 from tests.audio_fixtures import corrupt_audio, encode, nan_wav, speech_wav
 from tests.conftest import make_checkpoint
@@ -108,6 +110,28 @@ def test_success_body_matches_offline_scoring(detector_handler: DetectorHandler,
     assert len(body["segments"]) == 2
     assert set(body["segments"][0]) == {"start_seconds", "end_seconds", "prediction"}
     assert (body["model"], body["version"], body["threshold"]) == ("detector", VERSION, 0.5)
+
+
+def test_calibrated_checkpoint_is_served_calibrated_with_its_threshold(checkpoint: Path, tmp_path: Path) -> None:
+    """A trained (calibrated) checkpoint: the answer's prediction, label and threshold are the calibrated ones."""
+    calibrated = tmp_path / "calibrated"
+    calibrated.mkdir()
+    for file in checkpoint.iterdir():
+        (calibrated / file.name).write_bytes(file.read_bytes())
+    metadata = json.loads((checkpoint / METADATA_FILE).read_text())
+    calibration = Calibration(scale=3.0, bias=1.5)
+    stored = {**metadata, "threshold": 0.5, "calibration": calibration.to_dict(), "uncalibrated_threshold": 0.07}
+    (calibrated / METADATA_FILE).write_text(json.dumps(stored))
+    instance = DetectorHandler()
+    instance.initialize(make_context(calibrated))
+    audio = speech_wav(8.0, seed=2)
+    [(status, body, _)] = run_batch(instance, [{"file": audio}])
+    expected = AudioDetector.from_checkpoint(calibrated).score_audio(audio)
+    uncalibrated = AudioDetector.from_checkpoint(checkpoint).score_audio(audio)
+    assert status == 200 and body["threshold"] == 0.5
+    assert body["prediction"] == pytest.approx(expected.probability_real, abs=TOLERANCE)
+    assert body["label"] == expected.label == ("real" if expected.probability_real >= 0.5 else "fake")
+    assert abs(body["prediction"] - uncalibrated.probability_real) > 1e-3
 
 
 @pytest.mark.parametrize(

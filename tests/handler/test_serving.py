@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from model.calibration import CALIBRATED_THRESHOLD, Calibration
+from model.checkpoint import METADATA_FILE
 from model.inference import AudioDetector
 from scripts import manage
 from scripts.archive import ServingSettings
@@ -21,6 +26,8 @@ TOLERANCE = 1e-5
 # A raw body needs a non-form content type: TorchServe parses form-urlencoded bodies itself.
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 BATCHING_VERSION = "1.0-batching"
+CALIBRATED_VERSION = "1.0-calibrated"
+CALIBRATION = Calibration(scale=3.0, bias=1.5)  # far enough from the identity that skipping it would show
 BATCH_SIZE = 4
 MAX_BATCH_DELAY_MS = 5000
 LOG_WAIT_SECONDS = 5.0
@@ -50,6 +57,34 @@ def test_served_prediction_equals_offline_scoring(torchserve: TorchServeFixture,
         assert served["prediction"] == pytest.approx(local.probability_real, abs=TOLERANCE)
     assert body["model"] == "detector"
     assert body["version"] == torchserve.version
+
+
+def test_served_prediction_of_a_calibrated_model_equals_offline_calibrated_scoring(
+    torchserve: TorchServeFixture, offline: AudioDetector, tmp_path: Path
+) -> None:
+    """The fixture's weights with a calibration, as training saves them, served as another version."""
+    checkpoint = tmp_path / "calibrated"
+    shutil.copytree(torchserve.checkpoint, checkpoint)
+    metadata = json.loads((checkpoint / METADATA_FILE).read_text())
+    calibrated = {**metadata, "threshold": CALIBRATED_THRESHOLD, "calibration": CALIBRATION.to_dict()}
+    (checkpoint / METADATA_FILE).write_text(json.dumps(calibrated, indent=2))
+    archive = torchserve.make_archive(CALIBRATED_VERSION, checkpoint=checkpoint)
+    manage.register(torchserve.management_url, archive.name)
+    try:
+        audio = speech_wav(7.5, seed=5)
+        url = torchserve.predictions_url(CALIBRATED_VERSION)
+        reply = httpx.post(url, content=audio, headers=OCTET_STREAM, timeout=60)
+    finally:
+        manage.unregister(torchserve.management_url, CALIBRATED_VERSION)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    expected = AudioDetector.from_checkpoint(checkpoint).score_audio(audio)
+    assert body["prediction"] == pytest.approx(expected.probability_real, abs=TOLERANCE)
+    for served, local in zip(body["segments"], expected.segments, strict=True):
+        assert served["prediction"] == pytest.approx(local.probability_real, abs=TOLERANCE)
+    assert body["threshold"] == CALIBRATED_THRESHOLD and body["label"] == expected.label
+    assert body["version"] == CALIBRATED_VERSION
+    assert abs(body["prediction"] - offline.score_audio(audio).probability_real) > 1e-3  # it was applied
 
 
 @pytest.mark.parametrize("field", ["file", "data"])

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import FEATURE_CONFIG_FILE, load_checkpoint, save_checkpoint
+from model.calibration import Calibration
+from model.checkpoint import (
+    FEATURE_CONFIG_FILE,
+    METADATA_FILE,
+    checkpoint_calibration,
+    load_checkpoint,
+    save_checkpoint,
+)
 from model.detectors import ModelConfig, build_detector
 from model.features import FeatureConfig, FeatureConfigMismatch
 from model.inference import AudioDetector
@@ -78,3 +85,36 @@ def test_long_audio_is_scored_in_windows_without_truncation(checkpoint: Path) ->
     alone = detector.score_waveforms([short_clip])[0]
     assert alone.probability_real == pytest.approx(together[1].probability_real, abs=1e-5)
     assert together[1].label in ("real", "fake")
+
+
+def test_calibrated_checkpoint_round_trips_to_the_same_probabilities(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    config, calibration = ModelConfig(), Calibration(scale=1.7, bias=-0.4)
+    model = build_detector(config).eval()
+    save_checkpoint(tmp_path / "calibrated", model, config, FeatureConfig(), {"version": "4.0"}, calibration)
+    saved = json.loads((tmp_path / "calibrated" / METADATA_FILE).read_text())
+    assert saved["calibration"] == {"scale": 1.7, "bias": -0.4}
+    _, _, metadata = load_checkpoint(tmp_path / "calibrated")
+    assert checkpoint_calibration(metadata) == calibration
+    clips = [voiced(1.0, 16_000, seed=4)[:, 0], voiced(7.0, 16_000, seed=5)[:, 0]]
+    in_memory = AudioDetector(model, FeatureConfig(), {"calibration": calibration.to_dict()})
+    reloaded = AudioDetector.from_checkpoint(tmp_path / "calibrated")
+    assert reloaded.calibration == calibration
+    for before, after in zip(in_memory.score_waveforms(clips), reloaded.score_waveforms(clips), strict=True):
+        assert after.probability_real == pytest.approx(before.probability_real, abs=1e-6)
+        assert [s.probability_real for s in after.segments] == pytest.approx(
+            [s.probability_real for s in before.segments], abs=1e-6
+        )
+
+
+def test_checkpoint_without_calibration_loads_as_identity_with_its_old_threshold(checkpoint: Path) -> None:
+    """What training saved before calibration existed (e.g. artifacts/default, threshold 0.0715)."""
+    path = checkpoint / METADATA_FILE
+    metadata = json.loads(path.read_text())
+    metadata.pop("calibration", None)
+    path.write_text(json.dumps({**metadata, "threshold": 0.0715}))
+    detector = AudioDetector.from_checkpoint(checkpoint)
+    assert detector.calibration == Calibration() and detector.threshold == 0.0715
+    features = [detector.extractor(voiced(2.0, 16_000, seed=6)[:, 0])]
+    raw = torch.sigmoid(detector.window_logits(features).double()).tolist()
+    assert detector.score_features(features) == pytest.approx(raw, abs=1e-12)

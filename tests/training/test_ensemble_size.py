@@ -35,7 +35,7 @@ def test_all_members_together_score_like_the_saved_ensemble(ensemble_run: Path, 
     clips = clip_features([r.path for r in rows], detector.extractor, "features")
     logits = [window_logits(d, clips) for d in member_dirs(ensemble_run)]
     served = [s.probability_real for s in detector.score_waveforms([decode_audio(r.path) for r in rows])]
-    np.testing.assert_allclose(subset_scores(logits, range(MEMBERS)), served, atol=1e-5)
+    np.testing.assert_allclose(subset_scores(logits, range(MEMBERS), detector.calibration), served, atol=1e-5)
     # One member alone is not the ensemble: the subsets really differ.
     assert not np.allclose(subset_scores(logits, [0]), served, atol=1e-5)
 

@@ -90,6 +90,9 @@ def test_report_has_every_fold_model_and_condition(protocol_run: tuple[Path, dic
         for model in ("cnn", "improved"):
             assert set(fold["models"][model]["eer"]) == set(CONDITIONS) == {"clean", "mp3_64k", "telephone"}
             assert all(0 <= e <= 1 for e in fold["models"][model]["eer"].values())
+            for metric in ("auc", "ece", "brier"):
+                assert set(fold["models"][model][metric]) == set(CONDITIONS)
+                assert all(0 <= v <= 1 for v in fold["models"][model][metric].values())
 
 
 def test_mean_and_worst_are_fractions_over_the_folds(protocol_run: tuple[Path, dict]) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from model.calibration import CALIBRATED_THRESHOLD, Calibration
+from model.checkpoint import METADATA_FILE
 from model.inference import AudioDetector
 from training.evaluate import main as evaluate_main
 from training.train import TrainConfig, main, parse_args, train
@@ -17,11 +19,14 @@ from training.train import TrainConfig, main, parse_args, train
 @pytest.fixture(scope="module")
 def trained_run(toy_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("run")
-    config = TrainConfig(
+    return out, train(run_config(toy_manifest, out))
+
+
+def run_config(toy_manifest: Path, out: Path) -> TrainConfig:
+    return TrainConfig(
         manifest=str(toy_manifest), out=str(out), epochs=6, patience=6, batch_size=8, cache_dir=str(out / "cache"),
         vocoded_dir=str(out / "vocoded"), version="7.2", threads=2, members=1,
     )  # fmt: skip
-    return out, train(config)
 
 
 def test_training_learns_the_toy_set(trained_run: tuple[Path, dict]) -> None:
@@ -34,13 +39,28 @@ def test_training_learns_the_toy_set(trained_run: tuple[Path, dict]) -> None:
 def test_run_folder_holds_checkpoint_metrics_and_plots(trained_run: tuple[Path, dict]) -> None:
     out, _ = trained_run
     for name in ("weights.pt", "model_config.json", "feature_config.json", "metadata.json", "history.json",
-                 "metrics.json", "training_curves.png", "roc_det.png", "score_histograms.png"):  # fmt: skip
+                 "metrics.json", "training_curves.png", "roc_det.png", "score_histograms.png",
+                 "reliability.png"):  # fmt: skip
         assert (out / name).is_file(), name
     metadata = json.loads((out / "metadata.json").read_text())
-    assert metadata["version"] == "7.2" and 0 <= metadata["threshold"] <= 1
+    assert metadata["version"] == "7.2" and metadata["threshold"] == CALIBRATED_THRESHOLD
     history = json.loads((out / "history.json").read_text())
     assert history[0]["epoch"] == 1 and "dev_eer" in history[-1]
     assert AudioDetector.from_checkpoint(out).threshold == metadata["threshold"]
+
+
+def test_best_epoch_is_calibrated_on_dev(trained_run: tuple[Path, dict]) -> None:
+    out, results = trained_run
+    metadata = json.loads((out / METADATA_FILE).read_text())
+    calibration = Calibration.from_dict(metadata["calibration"])
+    assert not calibration.is_identity and calibration.scale > 0
+    assert 0 <= metadata["eer_threshold"] <= 1 and 0 <= metadata["uncalibrated_threshold"] <= 1
+    assert set(metadata["dev_ece"]) == {"uncalibrated", "calibrated"}
+    assert all(0 <= e <= 1 for e in metadata["dev_ece"].values())
+    assert AudioDetector.from_checkpoint(out).calibration == calibration
+    assert results["calibration"] == metadata["calibration"] and results["threshold"] == CALIBRATED_THRESHOLD
+    for report in results["conditions"].values():
+        assert 0 <= report["ece"] <= 1 and 0 <= report["brier"] <= 1
 
 
 def test_evaluation_reports_mp3_condition_and_attacks(trained_run: tuple[Path, dict], toy_manifest: Path) -> None:
@@ -49,6 +69,8 @@ def test_evaluation_reports_mp3_condition_and_attacks(trained_run: tuple[Path, d
                    "--mp3-cache", str(out / "mp3")])  # fmt: skip
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert set(metrics["conditions"]) == {"clean", "mp3_64k"}
+    assert all({"ece", "brier"} <= set(report) for report in metrics["conditions"].values())
+    assert (out / "eval" / "reliability.png").stat().st_size > 0
     mp3 = metrics["conditions"]["mp3_64k"]
     assert mp3["count"] == metrics["conditions"]["clean"]["count"] > 0
     assert set(mp3["eer_by_attack"]) == {"buzz"}
@@ -115,9 +137,13 @@ def test_ensemble_trains_each_seed_and_averages_their_logits(toy_manifest: Path,
     )  # fmt: skip
     metadata = train(config)
     assert [m["seed"] for m in metadata["members"]] == [4, 5]
-    assert 0 <= metadata["threshold"] <= 1
+    assert metadata["threshold"] == CALIBRATED_THRESHOLD
     ensemble, _, saved = load_checkpoint(tmp_path / "ens")
-    assert saved["threshold"] == metadata["threshold"]
+    assert saved["threshold"] == metadata["threshold"] and saved["calibration"] == metadata["calibration"]
+    member_calibrations = [
+        load_checkpoint(tmp_path / "ens" / "members" / f"seed-{seed}")[2]["calibration"] for seed in (4, 5)
+    ]
+    assert metadata["calibration"] not in member_calibrations  # fit again for the averaged logits
     singles = [load_checkpoint(tmp_path / "ens" / "members" / f"seed-{seed}")[0] for seed in (4, 5)]
     features, lengths = torch.randn(3, 80, 150), torch.tensor([150, 120, 40])
     with torch.no_grad():
