@@ -250,3 +250,23 @@ def test_check_fold_names_each_kind_of_leak() -> None:
     for plan, message in cases:
         with pytest.raises(FoldLeakError, match=message):
             check_fold(plan, True)
+
+
+def test_grouped_families_are_held_out_together_without_leaks() -> None:
+    groups = {"formant": "synth", "griffin-lim": "synth", "kde": "all-real", "tel": "all-real"}
+    rows = dataset()
+    folds = plan_by_name(rows, min_eval_clips=5, groups=groups)
+    assert sorted(folds) == ["fake-neural", "fake-synth"]  # both real families in one group: nothing left to train on
+    synth = folds["fake-synth"]
+    assert synth.families == {"formant", "griffin-lim"} and synth.held_out == "synth"
+    assert not any(family_of(r, True) in synth.families for r in (*synth.train, *synth.dev) if not r.is_real)
+    assert {family_of(r, True) for r in synth.eval if not r.is_real} == {"formant", "griffin-lim"}
+    assert not synth.vocoded_copies  # a group holding the copies' family turns them off
+    check_fold(synth, True)
+
+    partial = plan_by_name(rows, min_eval_clips=5, groups={"kde": "studio"})
+    assert "real-studio" in partial and "real-tel" in partial  # unmapped families stay folds of their own
+    assert partial["real-studio"].families == {"kde"}
+    leaky = dataclasses.replace(synth, train=(*synth.train, next(r for r in synth.eval if not r.is_real)))
+    with pytest.raises(FoldLeakError, match="held-out family synth in train"):
+        check_fold(leaky, True)
