@@ -185,7 +185,9 @@ class AudioDataset(Dataset):
     """(log-mel (n_mels, frames), label 1.0=real/0.0=fake) per manifest row.
 
     With `max_frames`, longer clips are cropped to a window: at random when `random_crop`
-    (training), centred otherwise, so training sees what serving's windows see.
+    (training), centred otherwise, so training sees what serving's windows see. With `versions`
+    (training), item i reads one of versions[i] (the clip and its augmented variants, all of the
+    clip's length), drawn with the generator on every access: one version per clip and epoch.
     """
 
     def __init__(
@@ -196,13 +198,17 @@ class AudioDataset(Dataset):
         random_crop: bool = False,
         generator: torch.Generator | None = None,
         augment: Sequence[Augmentation] = (),
+        versions: Sequence[Sequence[Path]] = (),
     ) -> None:
+        if versions and len(versions) != len(rows):
+            raise ValueError(f"{len(versions)} version lists for {len(rows)} rows")
         self.rows = list(rows)
         self.cache = cache
         self.max_frames = max_frames
         self.random_crop = random_crop
         self.generator = generator
         self.augment = list(augment)
+        self.versions = [list(paths) for paths in versions]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -212,9 +218,16 @@ class AudioDataset(Dataset):
         lengths = [self.cache.get(row.path).shape[-1] for row in self.rows]
         return [min(n, self.max_frames) if self.max_frames else n for n in lengths]
 
+    def pick(self, index: int) -> Path:
+        """The file item `index` reads this time: the row's own, or one of its versions at random."""
+        if not self.versions:
+            return self.rows[index].path
+        choices = self.versions[index]
+        return choices[int(torch.randint(len(choices), (1,), generator=self.generator))]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, float]:
         row = self.rows[index]
-        features = self.cache.get(row.path)
+        features = self.cache.get(self.pick(index))
         frames = features.shape[-1]
         if self.max_frames and frames > self.max_frames:
             spare = frames - self.max_frames

@@ -32,7 +32,8 @@ from model.checkpoint import (
     save_checkpoint,
 )
 from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
-from model.features import FeatureConfig
+from model.features import EXTRACTOR_NAME, FRONT_ENDS, FeatureConfig
+from training.augment import augmented_copies
 from training.dataset import (
     FRAMES_PER_SECOND,
     AudioDataset,
@@ -54,7 +55,8 @@ from training.vocoded import vocoded_copies
 
 MEMBERS_DIR = "members"
 SHORT_CROP_MIN_SECONDS = 0.5
-RECIPE_INDEPENDENT = ("out", "threads", "device", "cache_dir", "vocoded_dir")  # where and how fast, not what
+# Where and how fast, not what: options a finished run may differ in and still be the same recipe.
+RECIPE_INDEPENDENT = ("out", "threads", "device", "cache_dir", "vocoded_dir", "augmented_dir")
 # What a run recorded before an option existed used, where that is not the option's default.
 PRE_OPTION_VALUES = {"vocoded_copies": 0, "vocoded_per_seed": False}
 
@@ -64,6 +66,7 @@ class TrainConfig:
     manifest: str = "data/embedded/manifest.csv"
     out: str = "artifacts/latest"
     architecture: str = "cnn"
+    front_end: str = EXTRACTOR_NAME
     channels: str = ",".join(str(c) for c in ModelConfig.channels)
     epochs: int = 40
     patience: int = 15
@@ -87,12 +90,15 @@ class TrainConfig:
     vocoded_copies: int = 1
     vocoded_per_seed: bool = True
     vocoded_dir: str = "data/cache/vocoded"
+    augmented_copies: int = 0
+    augmented_dir: str = "data/cache/augmented"
 
 
 HELP = {
     "manifest": "manifest CSV (path,label[,split,...]) with train/dev/test splits",
     "out": "run folder for the checkpoint, metrics and plots",
     "architecture": f"detector: {' or '.join(ARCHITECTURES)} (improved = the seed's baseline)",
+    "front_end": f"input features: {' or '.join(FRONT_ENDS)} (model.features; its default row count)",
     "channels": "CNN block widths, comma-separated (one 2x2 pooling per block)",
     "epochs": "most epochs to train",
     "patience": "stop after this many epochs without a better dev EER",
@@ -116,6 +122,9 @@ HELP = {
     "vocoded_copies": "add this many Griffin-Lim vocoded copies of every real training clip as fakes (0 = off)",
     "vocoded_per_seed": "each seed draws its own vocoded copies (vocoder settings, channel); off: all share seed 0's",
     "vocoded_dir": "folder for the vocoded copies, made once and reused",
+    "augmented_copies": "make this many augmented variants (codecs, noise, RawBoost...) of every training clip, "
+    "both classes; each epoch reads one of a clip's versions (0 = off)",
+    "augmented_dir": "folder for the augmented variants, made once and reused",
 }
 
 
@@ -251,13 +260,18 @@ def train_one(config: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     # Data: the manifest's splits, features through the shared extractor, cached on disk.
-    feature_config = FeatureConfig()
+    feature_config = FeatureConfig.for_front_end(config.front_end)
     splits, cache = read_splits(config, feature_config)
     if config.vocoded_copies:
         draw = config.seed if config.vocoded_per_seed else 0
         copies = vocoded_copies(splits["train"], config.vocoded_copies, Path(config.vocoded_dir), seed=draw)
         cache.fill([r.path for r in copies], description="log-mel features of the copies")
         splits["train"] += copies
+    versions: list[list[Path]] = []
+    if config.augmented_copies:  # one set of variants for every seed; each draws its own version per epoch
+        variants = augmented_copies(splits["train"], config.augmented_copies, Path(config.augmented_dir))
+        cache.fill([path for paths in variants for path in paths], description="log-mel features of the variants")
+        versions = [[row.path, *paths] for row, paths in zip(splits["train"], variants, strict=True)]
     max_frames = window_frames(feature_config)
     generator = torch.Generator().manual_seed(config.seed)
     augment: list[Augmentation] = []
@@ -270,7 +284,9 @@ def train_one(config: TrainConfig) -> dict:
         augment.append(RandomEQ(max_db=config.eq_augment_db))
     if config.warp_augment > 0:
         augment.append(RandomFrequencyWarp(max_warp=config.warp_augment))
-    train_set = AudioDataset(splits["train"], cache, max_frames, random_crop=True, generator=generator, augment=augment)
+    train_set = AudioDataset(
+        splits["train"], cache, max_frames, random_crop=True, generator=generator, augment=augment, versions=versions
+    )
     train_sampler = LengthBucketSampler(train_set.frames(), config.batch_size, shuffle=True, generator=generator)
     train_loader = DataLoader(train_set, batch_sampler=train_sampler, collate_fn=collate_fn)
     mixup = Mixup(config.mixup_alpha) if config.mixup_alpha > 0 else None
@@ -398,7 +414,7 @@ def train_ensemble(config: TrainConfig) -> dict:
         member_dirs.append(member_dir)
 
     members = [load_checkpoint(d) for d in member_dirs]
-    feature_config = FeatureConfig()
+    feature_config = FeatureConfig.for_front_end(config.front_end)
     model_config = dataclasses.replace(ModelConfig.load(member_dirs[0] / MODEL_CONFIG_FILE), members=len(members))
     ensemble = build_detector(model_config)
     for target, (member, _, _) in zip(ensemble.members, members, strict=True):
