@@ -58,7 +58,8 @@ SHORT_CROP_MIN_SECONDS = 0.5
 # Where and how fast, not what: options a finished run may differ in and still be the same recipe.
 RECIPE_INDEPENDENT = ("out", "threads", "device", "cache_dir", "vocoded_dir", "augmented_dir")
 # What a run recorded before an option existed used, where that is not the option's default.
-PRE_OPTION_VALUES = {"vocoded_copies": 0, "vocoded_per_seed": False}
+PRE_OPTION_VALUES = {"vocoded_copies": 0, "vocoded_per_seed": False, "mixed_precision": False}
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with native bfloat16 arithmetic
 
 
 @dataclass
@@ -92,6 +93,7 @@ class TrainConfig:
     vocoded_dir: str = "data/cache/vocoded"
     augmented_copies: int = 0
     augmented_dir: str = "data/cache/augmented"
+    mixed_precision: bool = True
 
 
 HELP = {
@@ -125,6 +127,8 @@ HELP = {
     "augmented_copies": "make this many augmented variants (codecs, noise, RawBoost...) of every training clip, "
     "both classes; each epoch reads one of a clip's versions (0 = off)",
     "augmented_dir": "folder for the augmented variants, made once and reused",
+    "mixed_precision": "train the forward pass in bfloat16 autocast where the device has native bfloat16 "
+    "(CUDA, or a CPU with AVX512-BF16/AMX: about 2x faster there); fp32 elsewhere. Dev scoring and serving stay fp32",
 }
 
 
@@ -156,6 +160,17 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 autocast speeds this device up (emulated bfloat16 on older CPUs is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 
 @torch.no_grad()
@@ -307,8 +322,10 @@ def train_one(config: TrainConfig) -> dict:
     real_fraction = float(np.mean([r.is_real for r in splits["train"]]))
     # Both classes weigh the same in the loss however many fakes the vocoded copies add.
     real_weight = torch.tensor((1.0 - real_fraction) / real_fraction if 0 < real_fraction < 1 else 1.0, device=device)
+    bf16 = config.mixed_precision and has_native_bf16(device)
     print(
-        f"training {config.architecture} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}: "
+        f"training {config.architecture} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}"
+        f"{' in bfloat16 autocast' if bf16 else ''}: "
         f"{len(train_set)} train / {len(splits['dev'])} dev clips, {real_fraction:.0%} real"
     )
 
@@ -325,9 +342,10 @@ def train_one(config: TrainConfig) -> dict:
         for features, lengths, targets in progress:
             if mixup:
                 features, lengths, targets = mixup(features, lengths, targets, mixup_rng)
-            logits = model.logits(features.to(device), lengths.to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model.logits(features.to(device), lengths.to(device))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, targets.to(device), pos_weight=real_weight
+                logits.float(), targets.to(device), pos_weight=real_weight
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -369,6 +387,7 @@ def train_one(config: TrainConfig) -> dict:
         "weights": weights,
         "dev_eer": best["dev_eer"],
         "train_seconds": round(time.time() - started, 1),
+        "precision": "bfloat16 autocast" if bf16 else "float32",
         "manifest": str(config.manifest),
         "train_config": dataclasses.asdict(config),
     }
