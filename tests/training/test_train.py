@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from model.calibration import CALIBRATED_THRESHOLD, Calibration
 from model.checkpoint import METADATA_FILE
 from model.inference import AudioDetector
 from training.evaluate import main as evaluate_main
-from training.train import TrainConfig, main, parse_args, train
+from training.train import TrainConfig, has_native_bf16, main, parse_args, train
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,14 @@ def test_run_folder_holds_checkpoint_metrics_and_plots(trained_run: tuple[Path, 
     history = json.loads((out / "history.json").read_text())
     assert history[0]["epoch"] == 1 and "dev_eer" in history[-1]
     assert AudioDetector.from_checkpoint(out).threshold == metadata["threshold"]
+
+
+def test_precision_is_bfloat16_only_where_the_cpu_has_it(trained_run: tuple[Path, dict]) -> None:
+    out, _ = trained_run
+    native = has_native_bf16(torch.device("cpu"))
+    expected = "bfloat16 autocast" if native else "float32"
+    assert json.loads((out / METADATA_FILE).read_text())["precision"] == expected
+    assert TrainConfig().mixed_precision and parse_args(["--no-mixed-precision"]).mixed_precision is False
 
 
 def test_best_epoch_is_calibrated_on_dev(trained_run: tuple[Path, dict]) -> None:
