@@ -9,8 +9,9 @@ STORE      ?= model-store
 SETUP_STAMP := $(VENV)/.installed
 
 RUN_DIR    ?= runs/serve
+KSERVE_BUNDLE ?= runs/kserve-bundle
 
-.PHONY: setup data train train-baseline evaluate heldout archive serve stop demo test bench load gpu-check lint format clean
+.PHONY: setup data train train-baseline evaluate heldout archive kserve-bundle serve stop demo test bench load gpu-check lint format clean
 
 setup:                      ## install Debian packages and the .venv (idempotent)
 	bash scripts/setup.sh
@@ -36,8 +37,11 @@ heldout: $(SETUP_STAMP)     ## EER on synthesis families and real sources each f
 archive: $(SETUP_STAMP)     ## package $(MODEL_DIR) as $(STORE)/detector.mar (load-tested before it is stored)
 	$(PY) -m scripts.archive --checkpoint $(MODEL_DIR) --store $(STORE)
 
-serve: $(SETUP_STAMP)       ## start TorchServe (127.0.0.1:8080-8082) and the gateway (:8000); returns when healthy
-	$(PY) -m scripts.serve start --run-dir $(RUN_DIR) --model-store $(STORE)
+kserve-bundle: $(SETUP_STAMP)  ## $(MODEL_DIR) as a KServe TorchServe bundle in $(KSERVE_BUNDLE) (config/ + model-store/)
+	$(PY) -m scripts.kserve_bundle --checkpoint $(MODEL_DIR) --out $(KSERVE_BUNDLE)
+
+serve: $(SETUP_STAMP)       ## start TorchServe (127.0.0.1:8080-8082) and the gateway (:8000); archives $(MODEL_DIR) first if $(STORE) has no detector.mar
+	$(PY) -m scripts.serve start --run-dir $(RUN_DIR) --model-store $(STORE) --model-dir $(MODEL_DIR)
 
 stop:                       ## stop exactly the processes `make serve` started
 	$(PY) -m scripts.serve stop --run-dir $(RUN_DIR)

@@ -6,7 +6,6 @@ pooled `httpx.AsyncClient` that every request to TorchServe goes through.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from gateway.errors import install_error_handlers
-from gateway.metrics import RequestCounter
+from gateway.metrics import GatewayMetrics, RequestMetrics
 from gateway.routes import health, metrics, models, predict, ui
 from gateway.settings import Settings, load_settings
 from gateway.torchserve_client import TorchServeClient
@@ -34,12 +33,13 @@ ROUTERS = (health.router, predict.router, models.router, models.admin, metrics.r
 def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """Build the gateway; `transport` replaces the network (tests pass an `httpx.MockTransport`)."""
     settings = settings or load_settings()
+    gateway_metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.request_timeout_seconds, connect=settings.connect_timeout_seconds)
         async with httpx.AsyncClient(timeout=timeout, transport=transport) as http:
-            app.state.torchserve = TorchServeClient(http, settings)
+            app.state.torchserve = TorchServeClient(http, settings, gateway_metrics.torchserve_errors)
             yield
 
     app = FastAPI(
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.request_counts = Counter()
+    app.state.metrics = gateway_metrics
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS, allow_headers=["*"]
         )
     app.add_middleware(UploadLimitMiddleware, settings=settings)
-    app.add_middleware(RequestCounter, counts=app.state.request_counts)
+    app.add_middleware(RequestMetrics, metrics=gateway_metrics, routes=app.state.api_routes)
     return app
 
 

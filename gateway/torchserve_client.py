@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
+from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from gateway.schemas import ModelVersion, ModelVersions, ServedPrediction
@@ -27,6 +29,16 @@ MESSAGE_KEYS = ("error", "message", "detail", "status")
 MAX_MESSAGE_CHARS = 500
 
 T = TypeVar("T")
+
+
+class ErrorKind(StrEnum):
+    """How a TorchServe call failed: the label of the gateway's `gateway_torchserve_errors_total`."""
+
+    CONNECTION = "connection"
+    TIMEOUT = "timeout"
+    CLIENT_ERROR = "4xx"
+    SERVER_ERROR = "5xx"
+    BAD_ANSWER = "bad_answer"
 
 
 class TorchServeError(Exception):
@@ -95,10 +107,15 @@ _PREDICTION = TypeAdapter(ServedPrediction)
 
 
 class TorchServeClient:
-    """TorchServe's APIs for one model name, over one pooled HTTP client."""
+    """TorchServe's APIs for one model name, over one pooled HTTP client.
 
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+    Every failure it raises is counted in `errors` (labelled by `ErrorKind`), including those a
+    caller then handles, such as a 404 for an unregistered model or a failed metrics scrape.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, errors: Counter) -> None:
         self._http = http
+        self._errors = errors
         self.model = settings.model_name
         self._inference = str(settings.torchserve_inference_url).rstrip("/")
         self._management = str(settings.torchserve_management_url).rstrip("/")
@@ -115,7 +132,7 @@ class TorchServeClient:
             content=audio,
             headers={"Content-Type": AUDIO_CONTENT_TYPE},
         )
-        return _parse(response, _PREDICTION)
+        return self._parse(response, _PREDICTION)
 
     async def ping(self) -> None:
         """Raise TorchServeUnreachable/Timeout unless TorchServe's inference API answers at all."""
@@ -148,7 +165,7 @@ class TorchServeClient:
         """One version, with its workers."""
         described = await self._describe(self._model_path(version), self._subject(version))
         if not described:
-            raise TorchServeBadAnswer(f"TorchServe described no model for version {version!r}")
+            raise self._counted(TorchServeBadAnswer(f"TorchServe described no model for version {version!r}"))
         return described[0].to_version(await self.default_version())
 
     async def register(self, archive: str, initial_workers: int) -> ModelVersion:
@@ -171,7 +188,7 @@ class TorchServeClient:
         )
         added = [version for version in (await self.versions()).versions if version.version not in before]
         if len(added) != 1:
-            raise TorchServeBadAnswer(f"registering {archive!r} added {len(added)} versions")
+            raise self._counted(TorchServeBadAnswer(f"registering {archive!r} added {len(added)} versions"))
         return added[0]
 
     async def set_default(self, version: str) -> ModelVersions:
@@ -214,34 +231,51 @@ class TorchServeClient:
 
     async def _describe(self, model_path: str, subject: str) -> list[_Description]:
         response = await self._request("GET", f"{self._management}/models/{model_path}", subject=subject)
-        return _parse(response, _DESCRIPTIONS)
+        return self._parse(response, _DESCRIPTIONS)
 
     async def _request(self, method: str, url: str, *, subject: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self._http.request(method, url, **kwargs)
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             logger.warning("TorchServe %s %s: no connection (%r)", method, url, exc)
-            raise TorchServeUnreachable(subject) from exc
+            raise self._counted(TorchServeUnreachable(subject)) from exc
         except httpx.TimeoutException as exc:
             logger.warning("TorchServe %s %s: timed out (%r)", method, url, exc)
-            raise TorchServeTimeout(subject) from exc
+            raise self._counted(TorchServeTimeout(subject)) from exc
         except httpx.TransportError as exc:
             logger.warning("TorchServe %s %s: connection failed (%r)", method, url, exc)
-            raise TorchServeUnreachable(subject) from exc
+            raise self._counted(TorchServeUnreachable(subject)) from exc
         if response.is_success:
             return response
         message = _error_message(response)
         logger.info("TorchServe %s %s answered %d: %s", method, url, response.status_code, message)
-        raise TorchServeRejected(response.status_code, message, subject)
+        raise self._counted(TorchServeRejected(response.status_code, message, subject))
+
+    def _parse(self, response: httpx.Response, contract: TypeAdapter[T]) -> T:
+        """Validate a successful answer against its contract."""
+        try:
+            return contract.validate_json(response.content)
+        except ValidationError as exc:
+            logger.error("TorchServe answered %s with an unexpected body: %s", response.url, exc)
+            raise self._counted(TorchServeBadAnswer(str(response.url))) from exc
+
+    def _counted(self, error: TorchServeError) -> TorchServeError:
+        """Count the failure by kind, and hand it back to be raised."""
+        self._errors.labels(error_kind(error).value).inc()
+        return error
 
 
-def _parse(response: httpx.Response, contract: TypeAdapter[T]) -> T:
-    """Validate a successful answer against its contract."""
-    try:
-        return contract.validate_json(response.content)
-    except ValidationError as exc:
-        logger.error("TorchServe answered %s with an unexpected body: %s", response.url, exc)
-        raise TorchServeBadAnswer(str(response.url)) from exc
+def error_kind(error: TorchServeError) -> ErrorKind:
+    """The kind a failure is counted under."""
+    if isinstance(error, TorchServeUnreachable):
+        return ErrorKind.CONNECTION
+    if isinstance(error, TorchServeTimeout):
+        return ErrorKind.TIMEOUT
+    if isinstance(error, TorchServeRejected):
+        return (
+            ErrorKind.SERVER_ERROR if error.status_code >= httpx.codes.INTERNAL_SERVER_ERROR else ErrorKind.CLIENT_ERROR
+        )
+    return ErrorKind.BAD_ANSWER
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -9,6 +9,11 @@ Decoding untrusted uploads must cost memory in proportion to the audio the model
 not to what a small file can expand to: channels are averaged block by block as they are read,
 sample rates outside MIN_SAMPLE_RATE..MAX_SAMPLE_RATE are refused, and ffmpeg's temporary
 output is capped in bytes.
+
+libsndfile's MP3 decoder (libmpg123) prints notes and warnings straight to the process's C stderr
+for every damaged file ("Illegal Audio-MPEG-Header ...", "Trying to resync..."), so an uploader
+could fill a server's logs; that stderr is silenced while libsndfile decodes unless
+DECODER_DEBUG_ENV is 1. ffmpeg's messages are captured, never printed.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +51,10 @@ at most 50 Hz off, i.e. under 1.25 % at MIN_SAMPLE_RATE and under 0.2 % at CD ra
 DECODED_BYTES_PER_SECOND = 48_000 * 8 * 4
 """ffmpeg's float32 output may hold at most this per second of the duration limit: 7.1 surround at
 48 kHz. A small compressed file of many-channel high-rate silence would otherwise fill the disk."""
+
+DECODER_DEBUG_ENV = "DETECTOR_DECODER_DEBUG"
+"""Set to 1 to let libsndfile's decoders write their notes to stderr (debugging a file that fails)."""
+STDERR_FD = 2
 
 AudioSource = str | os.PathLike | bytes
 
@@ -88,10 +101,58 @@ class _NotForSoundfile(Exception):
 def _read_with_soundfile(source: AudioSource, max_seconds: float) -> tuple[np.ndarray, int]:
     handle = io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray | memoryview) else source
     try:
-        with sf.SoundFile(handle) as f:
+        with _quiet_decoder(), sf.SoundFile(handle) as f:
             return _read_mono(f, max_seconds), f.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise _NotForSoundfile from error
+
+
+class _StderrSilencer:
+    """Points file descriptor 2 at /dev/null while at least one thread is inside `silenced()`.
+
+    A descriptor is process-wide, so the redirection is counted: threads decoding at once share
+    one, and the last one out restores the real stderr (saving and restoring per thread would
+    leave stderr pointing at /dev/null when they interleave). Anything else written to stderr in
+    those milliseconds is lost too; a decode takes 0.1-7 ms.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+
+    @contextmanager
+    def silenced(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                sys.stderr.flush()  # what Python wrote before still reaches the real stderr
+                self._saved = os.dup(STDERR_FD)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, STDERR_FD)
+                os.close(devnull)
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._saved is not None:
+                    os.dup2(self._saved, STDERR_FD)
+                    os.close(self._saved)
+                    self._saved = None
+
+
+_STDERR = _StderrSilencer()
+
+
+@contextmanager
+def _quiet_decoder() -> Iterator[None]:
+    """Silence in-process decoders' stderr, unless DECODER_DEBUG_ENV asks to see it."""
+    if os.environ.get(DECODER_DEBUG_ENV) == "1":
+        yield
+        return
+    with _STDERR.silenced():
+        yield
 
 
 def _read_mono(f: sf.SoundFile, max_seconds: float) -> np.ndarray:

@@ -36,6 +36,7 @@ import torchaudio
 import whisper
 
 from model.audio import SAMPLE_RATE
+from model.vad import SpeechSpan, find_speech
 
 WHISPER_LOG_MEL = "whisper_log_mel"
 LINEAR_LOG_SPEC = "linear_log_spec"
@@ -70,6 +71,7 @@ DEFAULT_TARGET_LEVEL_DBFS = -25.0
 LEVEL_FRAME_SAMPLES = 320  # 20 ms at 16 kHz
 LEVEL_ACTIVE_RANGE_DB = 40.0  # frames this far below the loudest one count as silence
 SILENCE_RMS = 1e-6  # below this nothing is audible: leave the clip alone rather than boost noise
+VAD_LEVEL_DBFS = DEFAULT_TARGET_LEVEL_DBFS  # the level the VAD hears every clip at
 
 
 class FeatureConfigMismatch(ValueError):
@@ -92,15 +94,18 @@ class FeatureConfig:
     # Each window is scaled so its active-speech RMS is this level before the front end: every
     # front end is absolute in level, so without this the recording level would be a cue (None disables).
     target_level_dbfs: float | None = DEFAULT_TARGET_LEVEL_DBFS
+    # Cut each clip to its speech (model.vad, Silero) before windowing, so the length of the
+    # non-speech around it is no cue. Off in every checkpoint made before the option existed.
+    vad_trim: bool = False
     # Per-bin means of the features of a fixed reference signal, filled in at save time.
     reference_bin_means: tuple[float, ...] = field(default=(), compare=False)
 
     @classmethod
-    def for_front_end(cls, extractor: str = EXTRACTOR_NAME) -> FeatureConfig:
+    def for_front_end(cls, extractor: str = EXTRACTOR_NAME, vad_trim: bool = False) -> FeatureConfig:
         """The default config of a front end (its default row count), e.g. for `--front-end lfcc`."""
         if extractor not in FRONT_ENDS:
             raise FeatureConfigMismatch(f"unknown front end {extractor!r}; choose one of {', '.join(FRONT_ENDS)}")
-        return cls(extractor=extractor, n_mels=FRONT_ENDS[extractor].bins[0])
+        return cls(extractor=extractor, n_mels=FRONT_ENDS[extractor].bins[0], vad_trim=vad_trim)
 
     def validate(self) -> None:
         """Refuse parameters the front ends cannot honour."""
@@ -287,6 +292,20 @@ class AudioFeatureExtractor:
 
     def __call__(self, waveform: np.ndarray) -> torch.Tensor:
         return extract_features(waveform, self.config)
+
+    def speech_span(self, waveform: np.ndarray) -> SpeechSpan:
+        """The part of a whole clip the detector sees: its speech with vad_trim, else all of it.
+
+        Training (the feature cache) and scoring (model.inference) both cut clips here, so they cut
+        alike. The VAD hears the clip at the target level, so a quiet recording is not taken for silence.
+        """
+        if not self.config.vad_trim:
+            return SpeechSpan(0, len(waveform))
+        return find_speech(normalize_level(waveform, VAD_LEVEL_DBFS))
+
+    def trim(self, waveform: np.ndarray) -> np.ndarray:
+        span = self.speech_span(waveform)
+        return waveform[span.start : span.end]
 
     def split(self, waveform: np.ndarray) -> list[np.ndarray]:
         return split_windows(waveform, self.config)

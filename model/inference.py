@@ -1,10 +1,14 @@
 """Score audio with a trained detector: the single inference path for serving and evaluation.
 
-Each clip is cut into windows (FeatureConfig.window_seconds), every window of every clip in
-the request goes through the detector together, and a clip's score is the mean of its
-windows' scores. Masked pooling makes each window's score independent of its batch-mates.
-Each window's logit is calibrated (the checkpoint's Platt scaling, identity if it has none)
-before the sigmoid, so segment scores and the clip mean alike are calibrated P(real).
+A clip's features are computed once over the whole clip and go through the detector's trunk in
+one pass (model.timeline), batched with every other clip of the request. A clip no longer than
+the detector's window (FeatureConfig.window_seconds) is one segment, scored as before; a longer
+one is a timeline of equal segments of at most 2 s (timeline.SEGMENT_SECONDS), each scored by the
+window of the detector's length centred on it. A clip's score is the mean of its segments' scores.
+Masked pooling makes each score independent of its batch-mates. Each logit is calibrated (the
+checkpoint's Platt scaling, identity if it has none) before the sigmoid, so segment scores and
+the clip mean alike are calibrated P(real). The detector runs as `inference_copy` (batch norms
+folded, channels-last): the same logits as the trained module within 1e-5, about half the CPU.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import torch
 
 from model.audio import AudioSource, decode_audio
 from model.checkpoint import DEFAULT_THRESHOLD, checkpoint_calibration, load_checkpoint
-from model.detectors import Detector
+from model.detectors import Detector, inference_copy
 from model.features import AudioFeatureExtractor, FeatureConfig, pad_batch
+from model.timeline import SEGMENT_SECONDS, score_segments, segment_spans
 
 MAX_WINDOWS_PER_FORWARD = 64
 REAL, FAKE = "real", "fake"
@@ -39,6 +44,7 @@ class ClipScore:
     label: str
     duration_seconds: float
     segments: list[SegmentScore] = field(default_factory=list)
+    speech_seconds: float | None = None  # speech the VAD found (FeatureConfig.vad_trim), else None
 
 
 class AudioDetector:
@@ -52,6 +58,7 @@ class AudioDetector:
         device: str | torch.device = "cpu",
     ) -> None:
         self.model = model.to(device).eval()
+        self.scorer = inference_copy(self.model)
         self.extractor = AudioFeatureExtractor(feature_config)
         self.metadata = metadata or {}
         self.threshold = float(self.metadata.get("threshold", DEFAULT_THRESHOLD))
@@ -72,26 +79,36 @@ class AudioDetector:
         logits = []
         for start in range(0, len(features), MAX_WINDOWS_PER_FORWARD):
             batch, lengths = pad_batch(features[start : start + MAX_WINDOWS_PER_FORWARD])
-            logits.append(self.model.logits(batch.to(self.device), lengths.to(self.device)).float().cpu())
+            logits.append(self.scorer.logits(batch.to(self.device), lengths.to(self.device)).float().cpu())
         return torch.cat(logits) if logits else torch.empty(0)
 
     def score_features(self, features: Sequence[torch.Tensor]) -> list[float]:
         """Calibrated P(real) for each (n_mels, frames) window (float64, so the scaling adds no rounding)."""
         return torch.sigmoid(self.calibration.apply(self.window_logits(features).double())).tolist()
 
+    @torch.inference_mode()
     def score_waveforms(self, waveforms: Sequence[np.ndarray]) -> list[ClipScore]:
-        """Score 16 kHz mono clips; all their windows share forward passes."""
-        rate = self.extractor.config.sample_rate
-        windows_per_clip = [clip_windows(w, self.extractor) for w in waveforms]
-        flat = [features for windows in windows_per_clip for features, _ in windows]
-        scores = iter(self.score_features(flat))
+        """Score 16 kHz mono clips; all their segments share forward passes."""
+        config = self.extractor.config
+        rate, hop = config.sample_rate, config.hop_length
+        spans = [self.extractor.speech_span(w) for w in waveforms]
+        features = [
+            self.extractor(w[span.start : span.end]).to(self.device) for w, span in zip(waveforms, spans, strict=True)
+        ]
+        segment_samples = round(SEGMENT_SECONDS * rate)
+        sample_spans = [segment_spans(span.end - span.start, config.window_samples, segment_samples) for span in spans]
+        frame_spans = [[(a // hop, b // hop) for a, b in clip] for clip in sample_spans]
+        logits = score_segments(self.scorer, features, frame_spans, round(config.window_samples / hop))
         results = []
-        for waveform, windows in zip(waveforms, windows_per_clip, strict=True):
-            segments = []
-            for _, (start, end) in windows:
-                segments.append(SegmentScore(round(start / rate, 3), round(end / rate, 3), next(scores)))
-            probability = float(np.mean([s.probability_real for s in segments]))
-            results.append(ClipScore(probability, self.label(probability), round(len(waveform) / rate, 3), segments))
+        for waveform, span, clip_spans, clip_logits in zip(waveforms, spans, sample_spans, logits, strict=True):
+            probabilities = torch.sigmoid(self.calibration.apply(clip_logits.cpu().double())).tolist()
+            segments = [
+                SegmentScore(round((span.start + a) / rate, 3), round((span.start + b) / rate, 3), p)
+                for (a, b), p in zip(clip_spans, probabilities, strict=True)
+            ]
+            probability = float(np.mean(probabilities))
+            duration = round(len(waveform) / rate, 3)
+            results.append(ClipScore(probability, self.label(probability), duration, segments, span.speech_seconds))
         return results
 
     def score_audio(self, source: AudioSource, **decode_options: Any) -> ClipScore:
@@ -99,9 +116,10 @@ class AudioDetector:
 
 
 def clip_windows(waveform: np.ndarray, extractor: AudioFeatureExtractor) -> list[tuple[torch.Tensor, tuple[int, int]]]:
-    """Features of each window with its sample span."""
-    result, start = [], 0
-    for window in extractor.split(waveform):
+    """Features of each window of the clip's speech span (extractor.speech_span), with its sample span in the clip."""
+    span = extractor.speech_span(waveform)
+    result, start = [], span.start
+    for window in extractor.split(waveform[span.start : span.end]):
         result.append((extractor(window), (start, start + len(window))))
         start += len(window)
     return result

@@ -56,11 +56,18 @@ class ArchiveError(RuntimeError):
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """What goes into model-config.yaml: TorchServe batching/workers plus the handler's limits."""
+    """What goes into model-config.yaml: TorchServe batching/workers plus the handler's limits.
+
+    Tuned with `make bench` for 2 cores (docs/operations.md, Benchmark): two workers with one torch
+    thread each, so a long file occupies one core and short requests keep the other (no head-of-line
+    blocking, no oversubscription). TorchServe waits up to max_batch_delay_ms for a batch to fill
+    even when nothing else is queued, so that delay is added to every request of an idle server:
+    5 ms, not 50. Under load the queue fills batches of 8 at once.
+    """
 
     batch_size: int = 8
-    max_batch_delay_ms: int = 50
-    workers: int = 1
+    max_batch_delay_ms: int = 5
+    workers: int = 2
     response_timeout_seconds: int = 120
     max_audio_seconds: float = 600.0
     decode_timeout_seconds: float = 60.0

@@ -4,6 +4,9 @@
     python -m scripts.serve stop  [--run-dir runs/serve]                  # stops exactly those
     python -m scripts.serve run   [--host 0.0.0.0]      # start, stay in the foreground until SIGTERM
 
+A model store without detector.mar gets one built first, from --model-dir (default
+artifacts/default) through scripts/archive.py, so a fresh checkout serves with one command.
+
 Both run in their own process sessions with their pids (and start times) recorded in the run
 directory, so `stop` ends them, and every worker they spawned, by process group, never by name.
 Logs: <run-dir>/logs/ (TorchServe's) and <run-dir>/logs/gateway.log.
@@ -23,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from scripts import torchserve
+from scripts.archive import ArchiveError, build_archive
 
 GATEWAY_PID_FILE = "gateway.pid"
 GATEWAY_LOG = "gateway.log"
@@ -30,6 +34,7 @@ DEFAULT_GATEWAY_PORT = 8000
 HEALTH_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.5
 DEFAULT_ARCHIVE = "detector.mar"
+DEFAULT_MODEL_DIR = Path("artifacts/default")
 
 
 class ServeError(RuntimeError):
@@ -43,18 +48,19 @@ def start(
     torchserve_ports: tuple[int, int, int] | None = None,
     environment: dict[str, str] | None = None,
     host: str = torchserve.HOST,
+    model_dir: Path = DEFAULT_MODEL_DIR,
 ) -> str:
     """Start TorchServe, then the gateway; return the gateway URL once GET / answers 200.
 
     `torchserve_ports` (inference, management, metrics) default to 8080-8082; `environment`
     adds DETECTOR_* settings for the gateway (e.g. an admin token). `host` is the gateway's
-    bind address; TorchServe always stays on loopback.
+    bind address; TorchServe always stays on loopback. A store without the default archive
+    gets one built from `model_dir` first.
     """
     run_dir = Path(run_dir).resolve()
-    if not (Path(model_store) / DEFAULT_ARCHIVE).is_file():
-        raise ServeError(f"{model_store}/{DEFAULT_ARCHIVE} is missing; build it with `make archive`")
     if torchserve.running_pid(run_dir, GATEWAY_PID_FILE) is not None:
         raise ServeError(f"a gateway started from {run_dir} is still running; `make stop` first")
+    ensure_archive(Path(model_store), Path(model_dir))
     ports = torchserve_ports or (
         torchserve.DEFAULT_INFERENCE_PORT,
         torchserve.DEFAULT_MANAGEMENT_PORT,
@@ -82,6 +88,23 @@ def start(
         stop(run_dir)
         raise
     return url
+
+
+def ensure_archive(model_store: Path, model_dir: Path) -> Path:
+    """The store's default archive, built (and load-tested) from `model_dir` if it is missing.
+
+    An existing archive is never rebuilt: the operator may have archived another checkpoint there.
+    """
+    archive = model_store / DEFAULT_ARCHIVE
+    if archive.is_file():
+        return archive
+    print(f"serve: {archive} is missing; building it from {model_dir} (scripts/archive.py)", flush=True)
+    try:
+        built = build_archive(model_dir, model_store)
+    except ArchiveError as error:
+        raise ServeError(f"{archive} is missing and could not be built from {model_dir}: {error}") from error
+    print(f"serve: wrote {built}", flush=True)
+    return built
 
 
 def free_ports(count: int) -> list[int]:
@@ -118,9 +141,9 @@ def stop(run_dir: Path) -> bool:
     return gateway or server
 
 
-def run_foreground(run_dir: Path, model_store: Path, port: int, host: str) -> None:
+def run_foreground(run_dir: Path, model_store: Path, port: int, host: str, model_dir: Path) -> None:
     """Start the stack and hold the foreground (a container's main process) until SIGTERM/SIGINT."""
-    url = start(run_dir, model_store, port, host=host)
+    url = start(run_dir, model_store, port, host=host, model_dir=model_dir)
     print(f"serving on {url}", flush=True)
     stopping = False
 
@@ -156,12 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--model-store", type=Path, default=Path("model-store"), help="default: model-store")
         sub.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT, help="gateway port (default 8000)")
         sub.add_argument("--host", default=torchserve.HOST, help="gateway bind address (default 127.0.0.1)")
+        sub.add_argument(
+            "--model-dir",
+            type=Path,
+            default=DEFAULT_MODEL_DIR,
+            help=f"checkpoint to archive when the store has no {DEFAULT_ARCHIVE} (default: {DEFAULT_MODEL_DIR})",
+        )
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            run_foreground(args.run_dir.resolve(), args.model_store, args.port, args.host)
+            run_foreground(args.run_dir.resolve(), args.model_store, args.port, args.host, args.model_dir)
         elif args.command == "start":
-            url = start(args.run_dir, args.model_store, args.port, host=args.host)
+            url = start(args.run_dir, args.model_store, args.port, host=args.host, model_dir=args.model_dir)
             print(f"serving: gateway {url} (docs {url}/docs, upload page {url}/ui); `make stop` stops it")
         else:
             print("stopped" if stop(args.run_dir) else "nothing was running")

@@ -17,11 +17,12 @@ DATASET_PACKAGES=(
   asterisk-prompt-it-menardi-wav asterisk-prompt-fr-armelle          # real speech: 8 kHz prompts
   gcin-voice pocketsphinx-testdata              # real speech: Mandarin syllables, LibriVox and cards
 )
+TEST_PACKAGES=(chromium chromium-driver)                  # the headless browser the /ui page is tested in
 # Clashes with asterisk-core-sounds-es on install, so its files are unpacked, not installed.
 EXTRACTED_PACKAGES=(asterisk-prompt-es-co)
 EXTRACT_ROOT=${EXTRACT_ROOT:-/opt/deepfake-detector}
 APT_PACKAGES=("${SERVE_PACKAGES[@]}")
-[ "${SETUP_PROFILE:-full}" = "serve" ] || APT_PACKAGES+=("${DATASET_PACKAGES[@]}")
+[ "${SETUP_PROFILE:-full}" = "serve" ] || APT_PACKAGES+=("${DATASET_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 

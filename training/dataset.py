@@ -11,8 +11,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from tqdm import tqdm
 
 from model.audio import decode_audio
 from model.features import AudioFeatureExtractor, FeatureConfig, pad_batch
+from training import distributed
 from training.manifest import ManifestRow
 
 FRAMES_PER_SECOND = 100  # whisper hop: 160 samples at 16 kHz
@@ -153,6 +156,8 @@ class FeatureCache:
         self.directory = Path(directory) if directory else None
         self.extractor = AudioFeatureExtractor(config)
         settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "reference_bin_means"}
+        if not config.vad_trim:  # off, it changes nothing: entries cached before the option stay valid
+            del settings["vad_trim"]
         self.config_key = json.dumps(settings, sort_keys=True)
         self.memory: dict[Path, torch.Tensor] = {}
 
@@ -169,15 +174,22 @@ class FeatureCache:
         if cached is not None and cached.is_file():
             features = torch.load(cached, weights_only=True)
         else:
-            features = self.extractor(decode_audio(path))
-            if cached is not None:
+            features = self.extractor(self.extractor.trim(decode_audio(path)))  # trim: as model.inference does
+            if cached is not None:  # under a temporary name, then renamed: another process never reads half a file
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(features.clone(), cached)
+                temporary = cached.with_name(f".{cached.name}.{os.getpid()}.part")
+                torch.save(features.clone(), temporary)
+                temporary.replace(cached)
         self.memory[path] = features
         return features
 
     def fill(self, paths: Sequence[Path], description: str = "features") -> None:
-        for path in tqdm(paths, desc=description, unit="clip", leave=False):
+        """Every path's features in memory; distributed, each process first computes its own share
+        and then reads what the others wrote (atomic writes make a clip met twice harmless)."""
+        distributed.share_first(partial(self._fill, description=description), paths)
+
+    def _fill(self, paths: Sequence[Path], description: str) -> None:
+        for path in tqdm(paths, desc=description, unit="clip", leave=False, disable=not distributed.is_main()):
             self.get(path)
 
 
@@ -251,29 +263,51 @@ class LengthBucketSampler(Sampler[list[int]]):
     Indices are shuffled, cut into pools of BUCKET_BATCHES batches, sorted by length within a
     pool and batched; the batch order is shuffled again. Without `shuffle`, batches simply
     follow sorted length (for evaluation, where order does not matter).
+
+    With `replicas` above 1 (distributed training), process `rank` gets every replicas-th
+    batch of that order; every process must draw the same shuffle (the same generator seed,
+    used for nothing else). Shuffled, the last few batches of an epoch that would leave the
+    processes with unequal counts are dropped (each step waits for every process); in order,
+    every batch is kept.
     """
 
     def __init__(
-        self, lengths: Sequence[int], batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        rank: int = 0,
+        replicas: int = 1,
     ) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.rank = rank
+        self.replicas = replicas
 
     def __iter__(self):
+        batches = self._batches()
+        if self.shuffle:
+            batches = batches[: len(batches) - len(batches) % self.replicas]
+        yield from batches[self.rank :: self.replicas]
+
+    def _batches(self) -> list[list[int]]:
+        """One epoch's batches, for all processes together."""
         if not self.shuffle:
             order = sorted(range(len(self.lengths)), key=self.lengths.__getitem__)
-            yield from (order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size))
-            return
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
         pool_size = self.batch_size * BUCKET_BATCHES
         batches = []
         for start in range(0, len(order), pool_size):
             pool = sorted(order[start : start + pool_size], key=self.lengths.__getitem__)
             batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
-        for index in torch.randperm(len(batches), generator=self.generator).tolist():
-            yield batches[index]
+        return [batches[index] for index in torch.randperm(len(batches), generator=self.generator).tolist()]
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        total = -(-len(self.lengths) // self.batch_size)
+        if self.shuffle:
+            return total // self.replicas
+        return len(range(self.rank, total, self.replicas))

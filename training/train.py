@@ -4,6 +4,7 @@ Reads top to bottom: config → data → model → loop with early stopping on d
 calibration of the best epoch's dev logits → best checkpoint + history + plots → evaluation of
 the test split (clean and MP3 re-encoded). With `--members N`, that loop runs once per seed and
 the runs are saved as one averaged model, calibrated again on dev for the averaged logits.
+Under `torchrun --nproc_per_node=N` every run is data-parallel over N processes (training.distributed).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ from model.checkpoint import (
 )
 from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
 from model.features import EXTRACTOR_NAME, FRONT_ENDS, FeatureConfig
+from training import distributed
 from training.augment import augmented_copies
 from training.dataset import (
     FRAMES_PER_SECOND,
@@ -68,6 +71,7 @@ class TrainConfig:
     out: str = "artifacts/latest"
     architecture: str = "cnn"
     front_end: str = EXTRACTOR_NAME
+    vad_trim: bool = False
     channels: str = ",".join(str(c) for c in ModelConfig.channels)
     epochs: int = 40
     patience: int = 15
@@ -101,6 +105,8 @@ HELP = {
     "out": "run folder for the checkpoint, metrics and plots",
     "architecture": f"detector: {' or '.join(ARCHITECTURES)} (improved = the seed's baseline)",
     "front_end": f"input features: {' or '.join(FRONT_ENDS)} (model.features; its default row count)",
+    "vad_trim": "cut every clip to its speech (Silero VAD, model.vad) in training and serving; serving answers "
+    "422 for clips with almost no speech",
     "channels": "CNN block widths, comma-separated (one 2x2 pooling per block)",
     "epochs": "most epochs to train",
     "patience": "stop after this many epochs without a better dev EER",
@@ -175,7 +181,10 @@ def has_native_bf16(device: torch.device) -> bool:
 
 @torch.no_grad()
 def loader_logits(model: Detector, loader: DataLoader, device: torch.device) -> tuple[np.ndarray, np.ndarray, float]:
-    """Raw logits and labels for a loader, plus its mean BCE loss (logits, so calibration can be fit on them)."""
+    """Raw logits and labels for a loader, plus its mean BCE loss (logits, so calibration can be fit on them).
+
+    Distributed, each process scores its share of the batches and all of them get every score.
+    """
     model.eval()
     all_logits, labels, losses = [], [], []
     for features, lengths, targets in loader:
@@ -183,6 +192,7 @@ def loader_logits(model: Detector, loader: DataLoader, device: torch.device) -> 
         losses.append(torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.to(device)).item())
         all_logits.append(logits.float().cpu().numpy())
         labels.append(targets.numpy())
+    all_logits, labels, losses = (distributed.gathered(part) for part in (all_logits, labels, losses))
     return np.concatenate(all_logits), np.concatenate(labels), float(np.mean(losses))
 
 
@@ -257,7 +267,9 @@ def window_frames(feature_config: FeatureConfig) -> int:
 
 def make_dev_loader(rows: list, cache: FeatureCache, max_frames: int, batch_size: int) -> DataLoader:
     dev_set = AudioDataset(rows, cache, max_frames)
-    sampler = LengthBucketSampler(dev_set.frames(), batch_size, shuffle=False)
+    sampler = LengthBucketSampler(
+        dev_set.frames(), batch_size, shuffle=False, rank=distributed.rank(), replicas=distributed.world_size()
+    )
     return DataLoader(dev_set, batch_sampler=sampler, collate_fn=collate_fn)
 
 
@@ -270,25 +282,28 @@ def train_one(config: TrainConfig) -> dict:
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = pick_device(config.device)
+    device = distributed.local_device(pick_device(config.device))
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
     # Data: the manifest's splits, features through the shared extractor, cached on disk.
-    feature_config = FeatureConfig.for_front_end(config.front_end)
+    feature_config = FeatureConfig.for_front_end(config.front_end, config.vad_trim)
     splits, cache = read_splits(config, feature_config)
     if config.vocoded_copies:
         draw = config.seed if config.vocoded_per_seed else 0
-        copies = vocoded_copies(splits["train"], config.vocoded_copies, Path(config.vocoded_dir), seed=draw)
+        make = partial(vocoded_copies, copies=config.vocoded_copies, directory=Path(config.vocoded_dir), seed=draw)
+        copies = distributed.share_first(make, splits["train"])
         cache.fill([r.path for r in copies], description="log-mel features of the copies")
         splits["train"] += copies
     versions: list[list[Path]] = []
     if config.augmented_copies:  # one set of variants for every seed; each draws its own version per epoch
-        variants = augmented_copies(splits["train"], config.augmented_copies, Path(config.augmented_dir))
+        make = partial(augmented_copies, copies=config.augmented_copies, directory=Path(config.augmented_dir))
+        variants = distributed.share_first(make, splits["train"])
         cache.fill([path for paths in variants for path in paths], description="log-mel features of the variants")
         versions = [[row.path, *paths] for row, paths in zip(splits["train"], variants, strict=True)]
     max_frames = window_frames(feature_config)
-    generator = torch.Generator().manual_seed(config.seed)
+    # Crops and augmentations: each process draws its own (rank 0 alone: the seed's draws).
+    generator = torch.Generator().manual_seed(config.seed + distributed.rank())
     augment: list[Augmentation] = []
     if config.short_crop > 0:
         min_frames = int(SHORT_CROP_MIN_SECONDS * FRAMES_PER_SECOND)
@@ -302,10 +317,14 @@ def train_one(config: TrainConfig) -> dict:
     train_set = AudioDataset(
         splits["train"], cache, max_frames, random_crop=True, generator=generator, augment=augment, versions=versions
     )
-    train_sampler = LengthBucketSampler(train_set.frames(), config.batch_size, shuffle=True, generator=generator)
+    # Batch order: alone, from the same generator; distributed, one every process draws alike.
+    order = torch.Generator().manual_seed(config.seed) if distributed.active() else generator
+    train_sampler = LengthBucketSampler(
+        train_set.frames(), config.batch_size, True, order, rank=distributed.rank(), replicas=distributed.world_size()
+    )
     train_loader = DataLoader(train_set, batch_sampler=train_sampler, collate_fn=collate_fn)
     mixup = Mixup(config.mixup_alpha) if config.mixup_alpha > 0 else None
-    mixup_rng = np.random.default_rng(config.seed)
+    mixup_rng = np.random.default_rng(config.seed + distributed.rank())
     dev_loader = make_dev_loader(splits["dev"], cache, max_frames, config.batch_size)
 
     # Model and optimiser.
@@ -317,6 +336,7 @@ def train_one(config: TrainConfig) -> dict:
         normalize_bands=config.normalize_bands,
     )
     model = build_detector(model_config).to(device)
+    forward = distributed.training_logits(model, device)  # model.logits, or its DDP wrapper
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(train_loader))
     real_fraction = float(np.mean([r.is_real for r in splits["train"]]))
@@ -338,12 +358,18 @@ def train_one(config: TrainConfig) -> dict:
     for epoch in range(1, config.epochs + 1):
         model.train()
         losses = []
-        progress = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False)
+        progress = tqdm(
+            train_loader,
+            desc=f"epoch {epoch}/{config.epochs}",
+            unit="batch",
+            leave=False,
+            disable=not distributed.is_main(),
+        )
         for features, lengths, targets in progress:
             if mixup:
                 features, lengths, targets = mixup(features, lengths, targets, mixup_rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model.logits(features.to(device), lengths.to(device))
+                logits = forward(features.to(device), lengths.to(device))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits.float(), targets.to(device), pos_weight=real_weight
             )
@@ -355,9 +381,11 @@ def train_one(config: TrainConfig) -> dict:
                 ema.update(model)
             losses.append(loss.item())
             progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        distributed.sync_buffers(candidate)  # every process scores (and keeps) process 0's model
         dev_logits, labels, dev_loss = loader_logits(candidate, dev_loader, device)
         dev_eer, _ = equal_error_rate(sigmoid(dev_logits.astype(np.float64)), labels.astype(bool))
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_loss": dev_loss, "dev_eer": dev_eer}
+        train_loss = float(np.mean(distributed.gathered(losses)))
+        record = {"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss, "dev_eer": dev_eer}
         history.append(record)
         improved = (dev_eer, dev_loss) < (best["dev_eer"], best["dev_loss"])
         print(
@@ -374,6 +402,10 @@ def train_one(config: TrainConfig) -> dict:
                 break
 
     model.load_state_dict(best_state)
+    replicas = distributed.replica_record(model)  # {} alone; raises if the processes' models differ
+    if not distributed.is_main():
+        distributed.barrier()  # the one below: process 0 has written the checkpoint
+        return {}
     weights = f"{'weight EMA' if ema else 'weights'} after epoch {best['epoch']}"
     calibrated = calibrate_on_dev(*best_dev)
 
@@ -390,11 +422,13 @@ def train_one(config: TrainConfig) -> dict:
         "precision": "bfloat16 autocast" if bf16 else "float32",
         "manifest": str(config.manifest),
         "train_config": dataclasses.asdict(config),
+        **replicas,
     }
     save_checkpoint(out, model, model_config, feature_config, metadata)
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     plot_history({out.name: history}, out / "training_curves.png")
     print(f"kept {weights}: dev EER {best['dev_eer']:.2%}; checkpoint in {out}")
+    distributed.barrier()  # the others go on (next member, ensemble, exit) once the checkpoint is on disk
     if config.evaluate:
         return evaluate_checkpoint(out, Path(config.manifest), out_dir=out)
     return metadata
@@ -433,15 +467,17 @@ def train_ensemble(config: TrainConfig) -> dict:
         member_dirs.append(member_dir)
 
     members = [load_checkpoint(d) for d in member_dirs]
-    feature_config = FeatureConfig.for_front_end(config.front_end)
+    feature_config = FeatureConfig.for_front_end(config.front_end, config.vad_trim)
     model_config = dataclasses.replace(ModelConfig.load(member_dirs[0] / MODEL_CONFIG_FILE), members=len(members))
     ensemble = build_detector(model_config)
     for target, (member, _, _) in zip(ensemble.members, members, strict=True):
         target.load_state_dict(member.state_dict())
-    device = pick_device(config.device)
+    device = distributed.local_device(pick_device(config.device))
     splits, cache = read_splits(config, feature_config, names=("dev",))
     dev_loader = make_dev_loader(splits["dev"], cache, window_frames(feature_config), config.batch_size)
     logits, labels, _ = loader_logits(ensemble.to(device), dev_loader, device)
+    if not distributed.is_main():
+        return {}
     dev_eer, _ = equal_error_rate(sigmoid(logits.astype(np.float64)), labels.astype(bool))
     calibrated = calibrate_on_dev(logits, labels)
     member_summaries = [
@@ -472,7 +508,10 @@ def train_ensemble(config: TrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    train(parse_args(argv))
+    """Under `torchrun --nproc_per_node=N` (N > 1), one of N data-parallel processes."""
+    config = parse_args(argv)
+    with distributed.session(pick_device(config.device)):
+        train(config)
 
 
 if __name__ == "__main__":

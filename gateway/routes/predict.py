@@ -11,6 +11,7 @@ from gateway.builtin_signal import FILENAME as TEST_SIGNAL_FILENAME
 from gateway.builtin_signal import builtin_signal_wav
 from gateway.dependencies import SettingsDep, TorchServeDep
 from gateway.errors import upload_too_large
+from gateway.metrics import MetricsDep
 from gateway.schemas import VERSION_PATTERN, Prediction, error_responses
 from gateway.uploads import one_file_upload, safe_filename
 
@@ -36,18 +37,24 @@ UPLOAD_ERRORS = error_responses(
     }
 )
 
+TEST_SIGNAL_ROUTE = "/predict"
+UPLOAD_ROUTE = "/predict-file/"
+
 router = APIRouter(tags=["prediction"], responses=MODEL_SERVER_ERRORS)
 
 
-@router.get("/predict", response_model=Prediction, summary="Score the built-in test signal")
-async def predict_test_signal(torchserve: TorchServeDep, version: VersionQuery = None) -> Prediction:
+@router.get(TEST_SIGNAL_ROUTE, response_model=Prediction, summary="Score the built-in test signal")
+async def predict_test_signal(
+    torchserve: TorchServeDep, metrics: MetricsDep, version: VersionQuery = None
+) -> Prediction:
     """Send a synthetic tone sweep through the served model: proves the whole path works end to end."""
     served = await torchserve.predict(builtin_signal_wav(), version)
+    metrics.audio_seconds.labels(TEST_SIGNAL_ROUTE).inc(served.duration_seconds)
     return Prediction(filename=TEST_SIGNAL_FILENAME, **served.model_dump())
 
 
 @router.post(
-    "/predict-file/",
+    UPLOAD_ROUTE,
     response_model=Prediction,
     summary="Score an uploaded audio file",
     responses=UPLOAD_ERRORS,
@@ -59,6 +66,7 @@ async def predict_file(
     ],
     torchserve: TorchServeDep,
     settings: SettingsDep,
+    metrics: MetricsDep,
     version: VersionQuery = None,
 ) -> Prediction:
     """P(real) for the uploaded audio, with its label and per-segment scores.
@@ -67,9 +75,11 @@ async def predict_file(
     checked here, before anything is sent to TorchServe.
     """
     audio = await file.read()
+    metrics.upload_bytes.observe(len(audio))
     if len(audio) > settings.max_upload_bytes:
         raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, upload_too_large(settings))
     if not audio:
         raise HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, "The uploaded file is empty.")
     served = await torchserve.predict(audio, version)
+    metrics.audio_seconds.labels(UPLOAD_ROUTE).inc(served.duration_seconds)
     return Prediction(filename=safe_filename(file.filename), **served.model_dump())

@@ -221,7 +221,7 @@ def gateway_url(torchserve: TorchServeFixture, tmp_path_factory: pytest.TempPath
 def test_client_against_the_real_stack(
     gateway_url: str, torchserve: TorchServeFixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = write_wav(tmp_path / "speech one.wav", 7.5, seed=3)  # two windows: the line has a segment summary
+    real = write_wav(tmp_path / "speech one.wav", 7.5, seed=3)  # over one window: the line has a segment summary
     invalid = tmp_path / "invalid.wav"
     invalid.write_bytes(corrupt_audio())
     expected = AudioDetector.from_checkpoint(torchserve.checkpoint).score_audio(speech_wav(7.5, seed=3))
@@ -240,7 +240,7 @@ def test_client_against_the_real_stack(
     assert "Traceback" not in shown.stderr
     scored, failed = shown.stdout.splitlines()
     match = re.fullmatch(
-        rf"{re.escape(str(real))}: (real|fake), P\(real\) ([\d.]+)%, version 1\.0; 2 segments, .*", scored
+        rf"{re.escape(str(real))}: (real|fake), P\(real\) ([\d.]+)%, version 1\.0; 4 segments, .*", scored
     )
     assert match, scored
     assert match.group(1) == expected.label
@@ -252,4 +252,4 @@ def test_client_against_the_real_stack(
     body = json.loads(line)
     assert (body["file"], body["filename"], body["version"]) == (str(real), "speech one.wav", "1.0")
     assert body["prediction"] == pytest.approx(expected.probability_real, abs=TOLERANCE)
-    assert len(body["segments"]) == len(expected.segments) == 2
+    assert len(body["segments"]) == len(expected.segments) == 4  # 7.5 s in segments of at most 2 s

@@ -107,7 +107,7 @@ def test_success_body_matches_offline_scoring(detector_handler: DetectorHandler,
     assert body["prediction"] == pytest.approx(expected.probability_real, abs=TOLERANCE)
     assert body["label"] == expected.label
     assert body["duration_seconds"] == 8.0
-    assert len(body["segments"]) == 2
+    assert len(body["segments"]) == 4  # 8 s: segments of 2 s
     assert set(body["segments"][0]) == {"start_seconds", "end_seconds", "prediction"}
     assert (body["model"], body["version"], body["threshold"]) == ("detector", VERSION, 0.5)
 

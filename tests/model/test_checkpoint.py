@@ -74,13 +74,13 @@ def test_missing_files_are_named(checkpoint: Path) -> None:
         load_checkpoint(checkpoint)
 
 
-def test_long_audio_is_scored_in_windows_without_truncation(checkpoint: Path) -> None:
+def test_long_audio_is_scored_in_segments_without_truncation(checkpoint: Path) -> None:
     detector = AudioDetector.from_checkpoint(checkpoint)
-    long_clip = np.tile(voiced(2.0, 16_000)[:, 0], 7)  # 14 s → three windows of 6 s or less
+    long_clip = np.tile(voiced(2.0, 16_000)[:, 0], 7)  # 14 s → seven segments of 2 s
     short_clip = voiced(1.0, 16_000, seed=3)[:, 0]
     together = detector.score_waveforms([long_clip, short_clip])
     segments = together[0].segments
-    assert len(segments) == 3 and segments[0].start_seconds == 0 and segments[-1].end_seconds == 14.0
+    assert len(segments) == 7 and segments[0].start_seconds == 0 and segments[-1].end_seconds == 14.0
     assert together[0].probability_real == pytest.approx(np.mean([s.probability_real for s in segments]))
     alone = detector.score_waveforms([short_clip])[0]
     assert alone.probability_real == pytest.approx(together[1].probability_real, abs=1e-5)

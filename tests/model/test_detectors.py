@@ -1,4 +1,4 @@
-"""Both detectors give P(real) in [0, 1], and a clip's score does not depend on its batch."""
+"""Every detector gives P(real) in [0, 1], and a clip's score does not depend on its batch."""
 
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ def test_score_is_independent_of_batch_mates(architecture: str) -> None:
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
 
 
-def test_padding_content_is_ignored() -> None:
-    model = perturbed("cnn")
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_padding_content_is_ignored(architecture: str) -> None:
+    model = perturbed(architecture)
     features = torch.randn(1, 80, 200)
     garbage = features.clone()
     garbage[:, :, 150:] = 99.0

@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from gateway.settings import ENV_PREFIX
-from model.features import DEFAULT_WINDOW_SECONDS
+from model.timeline import SEGMENT_SECONDS
 from scripts import torchserve as torchserve_control
 from tests.audio_fixtures import speech_wav
 from tests.conftest import free_ports
@@ -146,14 +146,14 @@ def assert_json_error(response: httpx.Response, key: str = "detail") -> str:
 
 
 def assert_prediction(body: dict[str, Any], seconds: float | None = None) -> None:
-    """A verdict whose windows cover the whole clip, back to back, none longer than a window."""
+    """A verdict whose segments cover the whole clip, back to back, none longer than SEGMENT_SECONDS."""
     assert 0.0 <= body["prediction"] <= 1.0
     assert body["label"] in ("real", "fake")
     segments = body["segments"]
     assert segments[0]["start_seconds"] == 0.0
     assert segments[-1]["end_seconds"] == body["duration_seconds"]
     assert all(a["end_seconds"] == b["start_seconds"] for a, b in itertools.pairwise(segments))
-    assert all(s["end_seconds"] - s["start_seconds"] <= DEFAULT_WINDOW_SECONDS + SECONDS_TOLERANCE for s in segments)
+    assert all(s["end_seconds"] - s["start_seconds"] <= SEGMENT_SECONDS + SECONDS_TOLERANCE for s in segments)
     if seconds is not None:
         assert body["duration_seconds"] == pytest.approx(seconds, abs=SECONDS_TOLERANCE)
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from model.features import DEFAULT_WINDOW_SECONDS
 from model.inference import AudioDetector
+from model.timeline import SEGMENT_SECONDS
 from tests.audio_fixtures import encode
 from tests.conftest import TorchServeFixture
 from tests.reliability.corpus import CORPUS, OK, Case, pcm8_wav, silence_wav
@@ -117,13 +117,13 @@ def test_filename_is_echoed_as_a_safe_base_name(client: httpx.Client, filename: 
     assert response.json()["filename"] == FILENAMES[filename]
 
 
-def test_audio_just_under_the_duration_limit_is_scored_in_windows(client: httpx.Client) -> None:
+def test_audio_just_under_the_duration_limit_is_scored_in_segments(client: httpx.Client) -> None:
     response = upload(client, "long.wav", pcm8_wav(UNDER_LIMIT_SECONDS))
 
     assert response.status_code == 200, response.text
     body = response.json()
     assert_prediction(body, UNDER_LIMIT_SECONDS)
-    assert len(body["segments"]) == math.ceil(UNDER_LIMIT_SECONDS / DEFAULT_WINDOW_SECONDS)
+    assert len(body["segments"]) == math.ceil(UNDER_LIMIT_SECONDS / SEGMENT_SECONDS)
 
 
 def test_digital_silence_is_scored_the_same_in_every_encoding(

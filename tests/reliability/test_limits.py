@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from handler.detector_handler import DECODE_TIMEOUT_ENV, MAX_AUDIO_SECONDS_ENV, serving_limit
-from model.features import DEFAULT_WINDOW_SECONDS
+from model.timeline import SEGMENT_SECONDS
 from scripts import torchserve as torchserve_control
 from tests.audio_fixtures import encode, speech_wav
 from tests.conftest import TorchServeFixture, free_ports
@@ -79,12 +79,12 @@ def test_duration_limit_from_the_environment_overrides_the_archive(limited: http
 
 
 @pytest.mark.integration
-def test_audio_inside_the_limit_is_scored_in_windows_not_truncated(limited: httpx.Client) -> None:
+def test_audio_inside_the_limit_is_scored_in_segments_not_truncated(limited: httpx.Client) -> None:
     response = upload(limited, speech_wav(INSIDE_SECONDS))
 
     assert response.status_code == 200, response.text
     assert_prediction(response.json(), INSIDE_SECONDS)
-    assert len(response.json()["segments"]) == math.ceil(INSIDE_SECONDS / DEFAULT_WINDOW_SECONDS)
+    assert len(response.json()["segments"]) == math.ceil(INSIDE_SECONDS / SEGMENT_SECONDS)
 
 
 @pytest.mark.integration

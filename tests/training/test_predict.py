@@ -14,7 +14,7 @@ from tests.conftest import make_checkpoint
 from training.predict import AUDIO_EXTENSIONS, CSV_COLUMNS, audio_files, main, segment_summary
 
 TOLERANCE = 1e-6
-LONG_SECONDS = 13.0  # three windows of the default 6 s
+LONG_SECONDS = 13.0  # longer than a 6 s window: seven segments of at most 2 s
 SHORT_SECONDS = 1.5
 
 
@@ -64,7 +64,7 @@ def test_folder_lines_and_csv_equal_audio_detector(
     expected = [detector.score_audio(p) for p in paths]
     lines = capsys.readouterr().out.splitlines()
     assert lines == [expected_line(p, s, detector.threshold) for p, s in zip(paths, expected, strict=True)]
-    assert "; 3 segments, " in lines[0]
+    assert "; 7 segments, " in lines[0]
     assert ";" not in lines[1]  # one window: no segment summary
     rows = read_rows(out)
     assert [row["path"] for row in rows] == [str(p) for p in paths]
