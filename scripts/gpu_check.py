@@ -25,7 +25,7 @@ import torch
 from model.audio import SAMPLE_RATE
 from model.inference import AudioDetector
 from model.signals import speech_like, wav_bytes
-from scripts.bench import median_ms
+from scripts.bench_offline import timed
 from training.manifest import ManifestRow, write_manifest
 from training.train import TrainConfig, train
 
@@ -133,8 +133,7 @@ def check_handler(device: str, checkpoint: Path) -> dict:
 
 def clips_per_second(detector: AudioDetector, clips: list[np.ndarray]) -> float:
     """Median rate over repeats; scores come back to the CPU, so each timing includes the GPU's work."""
-    detector.score_waveforms(clips[:2])  # warm-up: kernels, allocator
-    milliseconds = median_ms(lambda: detector.score_waveforms(clips), repeats=THROUGHPUT_REPEATS)
+    milliseconds = timed(lambda: detector.score_waveforms(clips), repeats=THROUGHPUT_REPEATS).wall_ms  # after a warm-up
     return len(clips) / (milliseconds / 1000)
 
 
