@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from scripts import manage
+from scripts.archive import ServingSettings
 from tests.audio_fixtures import speech_wav
 from tests.conftest import TorchServeFixture
 
@@ -49,7 +50,7 @@ def test_versioning_flow(torchserve: TorchServeFixture, capsys: pytest.CaptureFi
     assert code == 0
     assert listing["default"] == "1.0"
     assert sorted(v["version"] for v in listing["versions"]) == ["1.0", V2]
-    assert all(v["workers"] == ["READY"] for v in listing["versions"])
+    assert all(v["workers"] == ["READY"] * ServingSettings().workers for v in listing["versions"])
 
     assert served_version(torchserve, "1.0") == "1.0"
     assert served_version(torchserve, V2) == V2
@@ -60,9 +61,9 @@ def test_versioning_flow(torchserve: TorchServeFixture, capsys: pytest.CaptureFi
     code, _, err = cli(torchserve, capsys, "unregister", V2)
     assert code == 1 and "Cannot remove default version" in err  # TorchServe protects the default
 
-    assert cli(torchserve, capsys, "scale", "2", "--version", V2)[0] == 0
+    assert cli(torchserve, capsys, "scale", "1", "--version", V2)[0] == 0
     described = json.loads(cli(torchserve, capsys, "describe", "--version", V2)[1])
-    assert [w["status"] for w in described[0]["workers"]] == ["READY", "READY"]
+    assert [w["status"] for w in described[0]["workers"]] == ["READY"]
 
     assert cli(torchserve, capsys, "set-default", "1.0")[0] == 0
     assert served_version(torchserve) == "1.0"
