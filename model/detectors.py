@@ -118,6 +118,16 @@ class ImprovedDetector(Detector):
         return self.output(torch.relu(self.hidden(pooled))).squeeze(-1)
 
 
+def classifier_head(features: int, config: ModelConfig) -> nn.Sequential:
+    """The hidden layer every trunk ends in; its layout keeps checkpoints' `head.0` / `head.3` keys."""
+    return nn.Sequential(
+        nn.Linear(features, config.hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(config.dropout),
+        nn.Linear(config.hidden, 1),
+    )
+
+
 class ConvBlock(nn.Module):
     """Two 3x3 conv+BN layers with a 1x1 residual, then 2x2 max-pool; padding re-zeroed after each."""
 
@@ -155,12 +165,7 @@ class CNNDetector(Detector):
         self.blocks = nn.ModuleList(ConvBlock(a, b) for a, b in itertools.pairwise(widths))
         freq_bins = config.n_mels // (2 ** len(config.channels))
         embedding = config.channels[-1] * freq_bins
-        self.head = nn.Sequential(
-            nn.Linear(2 * embedding, config.hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.hidden, 1),
-        )
+        self.head = classifier_head(2 * embedding, config)
 
     @property
     def time_stride(self) -> int:
@@ -253,12 +258,7 @@ class ResNetASPDetector(Detector):
             freq_bins = (freq_bins - 1) // 2 + 1
         embedding = widths[-1] * freq_bins
         self.pool = AttentiveStatisticsPooling(embedding, ATTENTION_HIDDEN)
-        self.head = nn.Sequential(
-            nn.Linear(2 * embedding, config.hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.hidden, 1),
-        )
+        self.head = classifier_head(2 * embedding, config)
 
     @property
     def time_stride(self) -> int:

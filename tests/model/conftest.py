@@ -8,11 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from model.signals import speech_like
 
 FFMPEG_CODECS = {"mp3": ["-c:a", "libmp3lame", "-b:a", "128k"], "m4a": ["-c:a", "aac", "-b:a", "128k"],
                  "opus": ["-c:a", "libopus", "-b:a", "64k"], "ogg": ["-c:a", "libvorbis", "-q:a", "5"]}  # fmt: skip
+
+
+def perturb_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Move every BatchNorm far from the identity and switch to eval, so a padding leak, a wrong fold
+    or a chunk seam changes the output instead of hiding behind fresh statistics."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-1, 1)
+    return model.eval()
 
 
 def voiced(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:

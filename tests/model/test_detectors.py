@@ -6,18 +6,13 @@ import pytest
 import torch
 
 from model.detectors import ARCHITECTURES, ModelConfig, build_detector
+from tests.model.conftest import perturb_batch_norms
 
 
 def perturbed(architecture: str):
     """A detector whose BatchNorm statistics are not the identity, so padding leaks would show."""
     torch.manual_seed(0)
-    model = build_detector(ModelConfig(architecture=architecture))
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-1, 1)
-            module.running_var.uniform_(0.5, 2)
-            module.bias.data.uniform_(-1, 1)
-    return model.eval()
+    return perturb_batch_norms(build_detector(ModelConfig(architecture=architecture)))
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

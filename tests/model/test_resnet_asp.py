@@ -10,6 +10,7 @@ import torch
 from model.checkpoint import MODEL_CONFIG_FILE, load_checkpoint, save_checkpoint
 from model.detectors import ModelConfig, ResNetASPDetector, build_detector, inference_copy
 from model.features import FeatureConfig
+from tests.model.conftest import perturb_batch_norms
 
 ARCHITECTURE = "resnet_asp"
 FRONT_END_BINS = (60, 80, 128)  # the row counts the front ends offer (model.features.FRONT_ENDS)
@@ -24,13 +25,7 @@ def resnet(n_mels: int = 80, seed: int = 0, **kwargs: object) -> ResNetASPDetect
 
 def perturbed(n_mels: int = 80) -> ResNetASPDetector:
     """BatchNorm statistics away from the identity, so anything leaking from padding would show."""
-    model = resnet(n_mels)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-1, 1)
-            module.running_var.uniform_(0.5, 2)
-            module.bias.data.uniform_(-1, 1)
-    return model.eval()
+    return perturb_batch_norms(resnet(n_mels))
 
 
 @pytest.mark.parametrize("n_mels", FRONT_END_BINS)

@@ -14,7 +14,7 @@ from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
 from model.features import FeatureConfig, pad_batch
 from model.inference import AudioDetector
 from model.timeline import SEGMENT_SECONDS, centred_window, embed_clips, plan_chunks, segment_spans
-from tests.model.conftest import voiced
+from tests.model.conftest import perturb_batch_norms, voiced
 
 TOLERANCE = 1e-5
 RATE = 16_000
@@ -27,14 +27,7 @@ CONFIGS = [ModelConfig(architecture=a) for a in ARCHITECTURES] + [
 def perturbed(config: ModelConfig) -> Detector:
     """A detector whose batch norms are far from the identity, so a wrong fold or a chunk seam would show."""
     torch.manual_seed(0)
-    model = build_detector(config)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-1, 1)
-            module.running_var.uniform_(0.5, 2)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-1, 1)
-    return model.eval()
+    return perturb_batch_norms(build_detector(config))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.architecture}-m{c.members}-nb{c.normalize_bands}")
