@@ -42,7 +42,7 @@ from model.audio import (
     decode_audio,
 )
 from model.inference import AudioDetector, ClipScore
-from model.vad import NoSpeechError, check_speech
+from model.vad import NoSpeechError, check_speech, speech_check_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +105,15 @@ class DetectorHandler(BaseHandler):
         torch.set_num_threads(threads)
         self.device = pick_device(properties.get("gpu_id"))
         self.detector = AudioDetector.from_checkpoint(Path(properties["model_dir"]), device=self.device)
+        self.check_speech = speech_check_enabled()
         self.model_name = context.model_name
         self.version = str(context.manifest["model"].get("modelVersion", ""))
         self.initialized = True
         logger.info(
-            "detector %s version %s ready on %s with %d torch threads, max %g s of audio, %g s to decode",
+            "detector %s version %s ready on %s with %d torch threads, max %g s of audio, %g s to decode, "
+            "speech check %s",
             self.model_name, self.version, self.device, threads, self.max_audio_seconds, self.decode_timeout,
+            "on" if self.check_speech else "off",
         )  # fmt: skip
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
@@ -120,12 +123,13 @@ class DetectorHandler(BaseHandler):
             return self.handle_kserve(data, context, protocol)
         decoded = [self.decode_request(row) for row in data]
         good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
-        scores = dict(zip(good, self.detector.score_waveforms([decoded[i] for i in good]), strict=True))
+        scored = self.detector.score_waveforms([decoded[i] for i in good], self.check_speech)
+        scores = dict(zip(good, scored, strict=True))
         logger.info("batch of %d requests: %d scored, %d refused", len(data), len(good), len(data) - len(good))
         answers = []
         for index, item in enumerate(decoded):
             context.set_response_content_type(index, JSON_CONTENT_TYPE)
-            refusal = item if isinstance(item, tuple) else speech_refusal(scores[index])
+            refusal = item if isinstance(item, tuple) else self.speech_refusal(scores[index])
             if refusal is not None:
                 status, message = refusal
                 context.set_response_status(status, message, idx=index)
@@ -143,9 +147,9 @@ class DetectorHandler(BaseHandler):
         for index in range(len(context.request_processor)):
             context.set_response_content_type(index, JSON_CONTENT_TYPE)
         waveforms = [self.decode_kserve_input(row, protocol, index) for index, row in enumerate(rows)]
-        scores = self.detector.score_waveforms(waveforms)
+        scores = self.detector.score_waveforms(waveforms, self.check_speech)
         for index, score in enumerate(scores):
-            if (refusal := speech_refusal(score)) is not None:
+            if (refusal := self.speech_refusal(score)) is not None:
                 raise PredictionException(f"clip {index}: {refusal[1]}", refusal[0])
         logger.info("KServe %s request: %d clips scored", protocol, len(scores))
         if protocol == KSERVE_V1:
@@ -155,6 +159,19 @@ class DetectorHandler(BaseHandler):
             np.array([score.probability_real for score in scores], dtype=np.float32),
             np.array([score.label for score in scores]),
         ]
+
+    def speech_refusal(self, score: ClipScore) -> RequestError | None:
+        """422 for a clip in which the VAD found no speech (silence, noise, a tone, music without a
+        voice): a score of it would be a confident guess. Such clips are scored with the rest of the
+        batch and the score dropped: the VAD runs for the whole batch at once, and a refusal is rare.
+        With the check off (DETECTOR_SPEECH_CHECK=0) every decodable clip is scored."""
+        if not self.check_speech:
+            return None
+        try:
+            check_speech(score.speech_seconds)
+        except NoSpeechError as error:
+            return status_for(error), str(error)
+        return None
 
     def decode_kserve_input(self, row: dict[str, Any], protocol: str, index: int) -> np.ndarray:
         """One input's (v2) or instance's (v1) audio as samples; PredictionException with a 4xx if unusable."""
@@ -263,17 +280,6 @@ def decode_base64(text: str, what: str) -> bytes:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as error:
         raise PredictionException(f"{what} is not valid base64 ({error})", STATUS_BAD_REQUEST) from None
-
-
-def speech_refusal(score: ClipScore) -> RequestError | None:
-    """422 for a clip in which the checkpoint's VAD (FeatureConfig.vad_trim) found too little speech:
-    a score of silence or noise would be a confident guess. Such clips are scored with the rest of the
-    batch and the score dropped: finding the speech is the dearer step, and it is done once."""
-    try:
-        check_speech(score.speech_seconds)
-    except NoSpeechError as error:
-        return status_for(error), str(error)
-    return None
 
 
 def status_for(error: AudioDecodeError) -> int:

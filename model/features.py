@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ import torchaudio
 import whisper
 
 from model.audio import SAMPLE_RATE
-from model.vad import SpeechSpan, find_speech
+from model.vad import MIN_SPEECH_SECONDS, SpeechSpan, find_speech, speech_seconds
 
 WHISPER_LOG_MEL = "whisper_log_mel"
 LINEAR_LOG_SPEC = "linear_log_spec"
@@ -302,6 +302,15 @@ class AudioFeatureExtractor:
         if not self.config.vad_trim:
             return SpeechSpan(0, len(waveform))
         return find_speech(normalize_level(waveform, VAD_LEVEL_DBFS))
+
+    def speech_spans(self, waveforms: Sequence[np.ndarray], check_speech: bool = False) -> list[SpeechSpan]:
+        """speech_span of each clip; with `check_speech` every span says how much speech the VAD found
+        (at least MIN_SPEECH_SECONDS, or all of it), for all clips in one batch where vad_trim has not."""
+        spans = [self.speech_span(w) for w in waveforms]
+        if not check_speech or self.config.vad_trim or not spans:
+            return spans
+        found = speech_seconds([normalize_level(w, VAD_LEVEL_DBFS) for w in waveforms], MIN_SPEECH_SECONDS)
+        return [dataclasses.replace(span, speech_seconds=seconds) for span, seconds in zip(spans, found, strict=True)]
 
     def trim(self, waveform: np.ndarray) -> np.ndarray:
         span = self.speech_span(waveform)

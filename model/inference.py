@@ -44,7 +44,7 @@ class ClipScore:
     label: str
     duration_seconds: float
     segments: list[SegmentScore] = field(default_factory=list)
-    speech_seconds: float | None = None  # speech the VAD found (FeatureConfig.vad_trim), else None
+    speech_seconds: float | None = None  # speech the VAD found (vad_trim or check_speech), else None
 
 
 class AudioDetector:
@@ -87,11 +87,15 @@ class AudioDetector:
         return torch.sigmoid(self.calibration.apply(self.window_logits(features).double())).tolist()
 
     @torch.inference_mode()
-    def score_waveforms(self, waveforms: Sequence[np.ndarray]) -> list[ClipScore]:
-        """Score 16 kHz mono clips; all their segments share forward passes."""
+    def score_waveforms(self, waveforms: Sequence[np.ndarray], check_speech: bool = False) -> list[ClipScore]:
+        """Score 16 kHz mono clips; all their segments share forward passes.
+
+        `check_speech` (serving) has the VAD measure each clip's speech into `speech_seconds`, so a
+        caller can refuse speech-free audio (model.vad.check_speech); the scores are the same either way.
+        """
         config = self.extractor.config
         rate, hop = config.sample_rate, config.hop_length
-        spans = [self.extractor.speech_span(w) for w in waveforms]
+        spans = self.extractor.speech_spans(waveforms, check_speech)
         features = [
             self.extractor(w[span.start : span.end]).to(self.device) for w, span in zip(waveforms, spans, strict=True)
         ]
@@ -111,8 +115,8 @@ class AudioDetector:
             results.append(ClipScore(probability, self.label(probability), duration, segments, span.speech_seconds))
         return results
 
-    def score_audio(self, source: AudioSource, **decode_options: Any) -> ClipScore:
-        return self.score_waveforms([decode_audio(source, **decode_options)])[0]
+    def score_audio(self, source: AudioSource, check_speech: bool = False, **decode_options: Any) -> ClipScore:
+        return self.score_waveforms([decode_audio(source, **decode_options)], check_speech)[0]
 
 
 def clip_windows(waveform: np.ndarray, extractor: AudioFeatureExtractor) -> list[tuple[torch.Tensor, tuple[int, int]]]:

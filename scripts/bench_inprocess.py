@@ -18,6 +18,7 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 
 from model.audio import AudioDecodeError
 from model.inference import AudioDetector
+from model.vad import speech_check_enabled
 
 CHECKPOINT_ENV = "BENCH_CHECKPOINT"
 UNPROCESSABLE = 422
@@ -35,7 +36,7 @@ def create_app() -> FastAPI:
     @app.post("/predict-file/")
     async def predict_file(file: Annotated[UploadFile, File()]) -> dict[str, object]:
         try:
-            score = detector.score_audio(await file.read())
+            score = detector.score_audio(await file.read(), speech_check_enabled())  # as serving does
         except AudioDecodeError as error:
             raise HTTPException(UNPROCESSABLE, str(error)) from error
         return {"prediction": score.probability_real, "label": score.label, "filename": file.filename}

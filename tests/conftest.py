@@ -23,8 +23,15 @@ import torch
 from model.checkpoint import save_checkpoint
 from model.detectors import ModelConfig, build_detector
 from model.features import FeatureConfig
+from model.vad import SPEECH_CHECK_ENV
 from scripts import torchserve as torchserve_control
 from scripts.archive import ServingSettings, build_archive
+
+# The tests' audio is a synthetic voiced signal (model.signals), which Silero does not take for
+# speech, so serving's speech check is off for every server and handler the tests start; the tests
+# of the check (tests/reliability/test_speech_check.py, tests/handler/test_vad_refusal.py) turn it
+# on with real espeak-ng speech.
+os.environ[SPEECH_CHECK_ENV] = "0"
 
 MODEL_NAME = "detector"
 FIXTURE_VERSION = "1.0"

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from model.audio import AudioDecodeError
 from model.inference import AudioDetector, ClipScore
+from model.vad import NoSpeechError, check_speech, speech_check_enabled
 
 DEFAULT_CHECKPOINT = Path("artifacts/default")
 DEFAULT_DEVICE = "cpu"
@@ -78,10 +79,16 @@ def score_file(detector: AudioDetector, path: Path) -> FileScore:
         return FileScore(path, error=f"cannot read the file: {error.strerror or error}")
     if empty:
         return FileScore(path, error="cannot decode the audio: the file is empty")
+    checked = speech_check_enabled()
     try:
-        return FileScore(path, detector.score_audio(path))
+        score = detector.score_audio(path, checked)
+        if checked:
+            check_speech(score.speech_seconds)  # what the service answers 422
+    except NoSpeechError as error:
+        return FileScore(path, error=str(error))
     except AudioDecodeError as error:
         return FileScore(path, error=f"cannot decode the audio: {error}")
+    return FileScore(path, score)
 
 
 def segment_summary(score: ClipScore, threshold: float) -> str:

@@ -105,8 +105,7 @@ HELP = {
     "out": "run folder for the checkpoint, metrics and plots",
     "architecture": f"detector: {' or '.join(ARCHITECTURES)} (improved = the seed's baseline)",
     "front_end": f"input features: {' or '.join(FRONT_ENDS)} (model.features; its default row count)",
-    "vad_trim": "cut every clip to its speech (Silero VAD, model.vad) in training and serving; serving answers "
-    "422 for clips with almost no speech",
+    "vad_trim": "cut every clip to its speech (Silero VAD, model.vad) in training and serving",
     "channels": "CNN block widths, comma-separated (one 2x2 pooling per block)",
     "epochs": "most epochs to train",
     "patience": "stop after this many epochs without a better dev EER",

@@ -1,8 +1,11 @@
 """VAD trimming (model.vad, FeatureConfig.vad_trim): speech kept, non-speech around it cut, alike in
 training (FeatureCache) and scoring (AudioDetector); speech-free clips flagged, never trimmed to nothing.
 
-The speech is espeak-ng reading a sentence at test time: Silero needs real speech, and a synthetic
-harmonic signal is not that to it.
+Serving's speech check (AudioDetector.score_waveforms(check_speech=True)) is tested here too: the
+VAD in batched pieces, stopping once it found speech, and scores that do not change with it.
+
+The speech is espeak-ng reading a sentence at test time (model.signals.spoken): Silero needs real
+speech, and a synthetic harmonic signal is not that to it.
 """
 
 from __future__ import annotations
@@ -23,36 +26,33 @@ from model.audio import SAMPLE_RATE, UnusableAudioError, decode_audio
 from model.detectors import ModelConfig, build_detector
 from model.features import AudioFeatureExtractor, FeatureConfig
 from model.inference import AudioDetector
+from model.signals import spoken
 from model.vad import (
+    FIRST_SCAN_SECONDS,
     MIN_SPEECH_SECONDS,
     NO_SPEECH_MESSAGE,
+    PIECE_SECONDS,
+    SPEECH_CHECK_ENV,
     TRIM_PAD_SECONDS,
     NoSpeechError,
     SpeechSpan,
     check_speech,
     find_speech,
+    speech_check_enabled,
+    speech_probabilities,
+    speech_seconds,
 )
 from training.dataset import FeatureCache
 
 SENTENCE = "Seven apples fell from the old tree by the river."
-SHORT_WORD = "yes"  # espeak-ng says it in about 0.3 s: speech, but less than MIN_SPEECH_SECONDS
+SHORT_WORD = "yes"  # espeak-ng says it in about 0.3 s: one short stretch of speech
 AUDIBLE = 1e-3  # espeak-ng pads its output with near-digital silence; its speech is louder than this
 TOLERANCE_SECONDS = 0.15  # Silero decides per 32 ms chunk, with a threshold hysteresis at each end
-ESPEAK_TIMEOUT_SECONDS = 60
-
-
-def espeak(text: str, directory: Path) -> np.ndarray:
-    """espeak-ng's reading of `text`, decoded to 16 kHz mono as any upload is."""
-    path = directory / f"{abs(hash(text))}.wav"
-    subprocess.run(
-        ["espeak-ng", "-w", str(path), text], check=True, capture_output=True, timeout=ESPEAK_TIMEOUT_SECONDS
-    )
-    return decode_audio(path)
 
 
 @pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
-    return espeak(SENTENCE, tmp_path_factory.mktemp("espeak"))
+def speech() -> np.ndarray:
+    return spoken(text=SENTENCE)
 
 
 def audible_span(clip: np.ndarray) -> tuple[float, float]:
@@ -137,13 +137,13 @@ def test_speech_free_audio_is_kept_whole_and_flagged(clip: np.ndarray) -> None:
     assert isinstance(raised.value, UnusableAudioError)  # the handler answers those 422
 
 
-def test_a_single_short_word_is_too_little_speech(tmp_path: Path) -> None:
-    clip = surround(espeak(SHORT_WORD, tmp_path), 1.0, 1.0, 1e-4)
+def test_a_single_short_word_is_speech_enough() -> None:
+    """Half a second was the first minimum: it refused 29 % of real dev clips, single words."""
+    clip = surround(spoken(text=SHORT_WORD), 1.0, 1.0, 1e-4)
     span = find_speech(clip)
-    assert span.speech_seconds is not None and 0.0 < span.speech_seconds < MIN_SPEECH_SECONDS
-    assert span.end - span.start < len(clip)  # trimmed to the word all the same
-    with pytest.raises(NoSpeechError):
-        check_speech(span.speech_seconds)
+    assert span.speech_seconds is not None and MIN_SPEECH_SECONDS <= span.speech_seconds < 0.6
+    assert span.end - span.start < len(clip)  # trimmed to the word
+    check_speech(span.speech_seconds)
 
 
 def test_enough_speech_or_no_vad_passes_the_check(speech: np.ndarray) -> None:
@@ -229,3 +229,50 @@ def test_a_vad_detector_scores_the_speech_and_reports_where_it_is(speech: np.nda
     assert score.segments[-1].end_seconds == round(span.end / SAMPLE_RATE, 3)
     assert score.speech_seconds == span.speech_seconds
     assert plain.score_waveforms([clip])[0].speech_seconds is None
+
+
+def test_pieces_in_one_batch_hear_what_one_stream_hears(speech: np.ndarray) -> None:
+    """A clip over several PIECE_SECONDS pieces, alone or batched with others, has one probability per
+    32 ms chunk, and the same stretches of speech as the clip heard as one stream, within a chunk."""
+    clip = surround(np.concatenate([speech, np.zeros(SAMPLE_RATE, np.float32), speech]), 2.5, 3.0, 3e-4)
+    assert len(clip) > 2 * PIECE_SECONDS * SAMPLE_RATE
+    alone, short = speech_probabilities([clip])[0], speech_probabilities([speech[:8000]])[0]
+    together = speech_probabilities([speech[:8000], clip, np.zeros(100, np.float32)])
+    assert len(alone) == -(-len(clip) // 512)
+    assert together[1] == pytest.approx(alone, abs=1e-5) and together[0] == pytest.approx(short, abs=1e-5)
+    assert together[2] == [pytest.approx(together[2][0])] and together[2][0] < 0.5
+    stream = speech_seconds([clip])[0]
+    assert stream == pytest.approx(find_speech(clip).speech_seconds)
+    assert stream >= 0.8 * 2 * (audible_span(speech)[1] - audible_span(speech)[0])
+
+
+def test_the_check_stops_once_it_found_speech_and_looks_further_when_it_has_not(speech: np.ndarray) -> None:
+    late = surround(speech, 3 * FIRST_SCAN_SECONDS, 1.0, 3e-4)  # the speech begins after two scans
+    early = surround(speech, 0.5, 3 * FIRST_SCAN_SECONDS, 3e-4)
+    silent = np.zeros(round(4 * FIRST_SCAN_SECONDS * SAMPLE_RATE), np.float32)
+    found_late, found_early, found_silent = speech_seconds([late, early, silent], MIN_SPEECH_SECONDS)
+    assert found_late == pytest.approx(speech_seconds([late])[0], abs=0.1) and found_late >= MIN_SPEECH_SECONDS
+    assert MIN_SPEECH_SECONDS <= found_early <= speech_seconds([early])[0]
+    assert found_silent == 0.0
+
+
+def test_the_speech_check_measures_speech_and_leaves_the_scores_alone(speech: np.ndarray) -> None:
+    torch.manual_seed(2)
+    config = ModelConfig(channels=(4, 8))
+    detector = AudioDetector(build_detector(config), FeatureConfig())
+    clips = [surround(speech, 1.0, 1.0, 3e-4), np.zeros(2 * SAMPLE_RATE, np.float32), noise(3.0, 0.05)]
+    plain, checked = detector.score_waveforms(clips), detector.score_waveforms(clips, check_speech=True)
+    assert [s.speech_seconds for s in plain] == [None, None, None]
+    assert checked[0].speech_seconds is not None and checked[0].speech_seconds >= MIN_SPEECH_SECONDS
+    assert checked[1].speech_seconds == checked[2].speech_seconds == 0
+    assert [s.probability_real for s in checked] == [s.probability_real for s in plain]
+    assert [s.segments for s in checked] == [s.segments for s in plain]
+
+
+@pytest.mark.parametrize(("value", "enabled"), [(None, True), ("1", True), ("0", False), (" Off ", False)])
+def test_the_check_is_on_unless_switched_off(monkeypatch: pytest.MonkeyPatch, value: str | None, enabled: bool) -> None:
+    if value is None:
+        monkeypatch.delenv(SPEECH_CHECK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SPEECH_CHECK_ENV, value)
+    assert speech_check_enabled() is enabled

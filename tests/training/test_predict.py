@@ -6,9 +6,14 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
+from model.audio import SAMPLE_RATE
 from model.inference import AudioDetector, ClipScore, SegmentScore
+from model.signals import spoken
+from model.vad import NO_SPEECH_MESSAGE, SPEECH_CHECK_ENV
 from tests.audio_fixtures import corrupt_audio, write_wav
 from tests.conftest import make_checkpoint
 from training.predict import AUDIO_EXTENSIONS, CSV_COLUMNS, audio_files, main, segment_summary
@@ -100,6 +105,26 @@ def test_undecodable_files_fail_alone(
     assert [bool(row["error"]) for row in rows] == [True, False, True]
     assert rows[0]["prediction"] == rows[0]["label"] == ""
     assert float(rows[1]["prediction"]) == pytest.approx(detector.score_audio(good).probability_real, abs=TOLERANCE)
+
+
+def test_with_the_speech_check_on_silence_fails_as_the_service_refuses_it(
+    checkpoint: Path,
+    detector: AudioDetector,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SPEECH_CHECK_ENV, "1")  # the suite turns it off (tests/conftest.py)
+    silence, speech = tmp_path / "silence.wav", tmp_path / "speech.wav"
+    sf.write(silence, np.zeros(2 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    sf.write(speech, spoken(text="Please call me back."), SAMPLE_RATE)
+
+    status = main([str(silence), str(speech), "--checkpoint", str(checkpoint)])
+
+    assert status == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{silence}: failed: {NO_SPEECH_MESSAGE}"
+    assert lines[1] == expected_line(speech, detector.score_audio(speech), detector.threshold)
 
 
 def test_missing_input_and_empty_folder_are_reported_and_fail(
