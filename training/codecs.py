@@ -10,6 +10,10 @@ from pathlib import Path
 MP3_BITRATE = "64k"
 TELEPHONE_RATE = 8_000
 TELEPHONE_CODEC = "pcm_mulaw"  # G.711 mu-law, the North American / Japanese telephone channel
+POOR_RATE = 11_025
+POOR_BITRATE = "16k"
+"""The poor channel an own recording often comes through (a cheap app, a voice message): the independent
+evaluation's test of real speech is labelled real through it."""
 ENCODE_TIMEOUT_SECONDS = 60
 
 
@@ -22,6 +26,12 @@ def reencode_telephone(source: Path, cache_dir: Path) -> Path:
     """The clip through a telephone channel: 8 kHz mono G.711 mu-law WAV, cached by source path."""
     options = ["-ar", str(TELEPHONE_RATE), "-ac", "1", "-c:a", TELEPHONE_CODEC]
     return _reencode(source, cache_dir, f"telephone-{TELEPHONE_RATE}-{TELEPHONE_CODEC}", ".wav", options)
+
+
+def reencode_poor(source: Path, cache_dir: Path) -> Path:
+    """The clip as 11 kHz mono MP3 at 16 kbit/s, cached by source path."""
+    options = ["-ar", str(POOR_RATE), "-ac", "1", "-codec:a", "libmp3lame", "-b:a", POOR_BITRATE]
+    return _reencode(source, cache_dir, f"poor-{POOR_RATE}-{POOR_BITRATE}", ".mp3", options)
 
 
 def _reencode(source: Path, cache_dir: Path, setting: str, suffix: str, options: list[str]) -> Path:

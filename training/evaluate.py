@@ -1,10 +1,12 @@
 """Evaluate a checkpoint on a manifest split: `python -m training.evaluate --checkpoint artifacts/default`.
 
 Clips are scored through model.inference.AudioDetector, the code path serving uses. The same
-clips are scored again after re-encoding every one of them, real and fake alike, to MP3, so
-a detector that keyed on file format would show it here. Besides EER, AUC and accuracy, each
-condition reports how well P(real) is calibrated (ECE over 15 bins, Brier score), with a
-reliability diagram beside the ROC/DET plot.
+clips are scored again after re-encoding every one of them, real and fake alike, to MP3 at
+64 kbit/s, so a detector that keyed on file format would show it here, and through a poor channel
+(11 kHz MP3 at 16 kbit/s), where a user's own real recording must still be labelled real. Besides
+EER, AUC and accuracy, each condition reports the share of each class given its label and how
+well P(real) is calibrated (ECE over 15 bins, Brier score), with a reliability diagram beside the
+ROC/DET plot.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from tqdm import tqdm
 
 from model.audio import decode_audio
 from model.inference import AudioDetector
-from training.codecs import MP3_BITRATE, reencode_mp3
+from training.codecs import MP3_BITRATE, POOR_BITRATE, POOR_RATE, reencode_mp3, reencode_poor
 from training.manifest import STANDARD_COLUMNS, ManifestRow, read_manifest, relative_path
 from training.metrics import eer_by_group, summarize
 from training.plots import plot_reliability, plot_roc_det, plot_score_histograms
@@ -30,6 +32,7 @@ GROUP_COLUMNS = ("attack", "source")
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.csv"
 DEFAULT_MP3_CACHE = "data/cache/mp3"
+POOR_CONDITION = f"mp3_{POOR_BITRATE}_{POOR_RATE // 1000}k"
 
 
 def score_paths(detector: AudioDetector, paths: Sequence[Path], description: str) -> np.ndarray:
@@ -86,6 +89,8 @@ def evaluate_checkpoint(
     if mp3:
         encoded = [reencode_mp3(p, mp3_cache) for p in tqdm(paths, desc="MP3 re-encoding", unit="clip", leave=False)]
         conditions[f"mp3_{MP3_BITRATE}"] = score_paths(detector, encoded, f"scoring {split} as MP3")
+        poor = [reencode_poor(p, mp3_cache) for p in tqdm(paths, desc="poor-channel copies", unit="clip", leave=False)]
+        conditions[POOR_CONDITION] = score_paths(detector, poor, f"scoring {split} through the poor channel")
 
     is_real = [r.is_real for r in rows]
     results = {
@@ -114,10 +119,14 @@ def print_summary(results: dict) -> None:
         f"{results['split']} split, threshold {results['threshold']:.3f}, "
         f"calibration P(real) = sigmoid({calibration['scale']:.4g} * logit + {calibration['bias']:.4g})"
     )
-    print(f"{'condition':<12} {'clips':>6} {'EER':>7} {'AUC':>7} {'accuracy':>9} {'ECE':>7} {'Brier':>7}")
+    print(
+        f"{'condition':<14} {'clips':>6} {'EER':>7} {'AUC':>7} {'accuracy':>9} {'real→real':>10} {'fake→fake':>10} "
+        f"{'ECE':>7} {'Brier':>7}"
+    )
     for name, r in results["conditions"].items():
         print(
-            f"{name:<12} {r['count']:>6} {r['eer']:>7.2%} {r['auc']:>7.4f} {r['accuracy']:>9.2%} "
+            f"{name:<14} {r['count']:>6} {r['eer']:>7.2%} {r['auc']:>7.4f} {r['accuracy']:>9.2%} "
+            f"{share(r['real_labelled_real']):>10} {share(r['fake_labelled_fake']):>10} "
             f"{r['ece']:>7.4f} {r['brier']:>7.4f}"
         )
     for name, report in results["conditions"].items():
@@ -125,6 +134,10 @@ def print_summary(results: dict) -> None:
             if key.startswith("eer_by_") and groups:
                 cells = ", ".join(f"{group} {eer:.1%}" for group, eer in groups.items())
                 print(f"  {name} {key.removeprefix('eer_')}: {cells}")
+
+
+def share(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.1%}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,8 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--manifest", type=Path, default=Path("data/embedded/manifest.csv"), help="manifest CSV")
     parser.add_argument("--split", default="test", help="split to evaluate ('' = every row)")
     parser.add_argument("--out", type=Path, default=None, help="where to write metrics.json, scores.csv and plots")
-    parser.add_argument("--mp3", action=argparse.BooleanOptionalAction, default=True, help="also score MP3 copies")
-    parser.add_argument("--mp3-cache", type=Path, default=Path(DEFAULT_MP3_CACHE), help="MP3 copies cache")
+    parser.add_argument(
+        "--mp3", action=argparse.BooleanOptionalAction, default=True, help="also score MP3 and poor-channel copies"
+    )
+    parser.add_argument(
+        "--mp3-cache", type=Path, default=Path(DEFAULT_MP3_CACHE), help="cache of the re-encoded copies"
+    )
     args = parser.parse_args(argv)
     evaluate_checkpoint(args.checkpoint, args.manifest, args.split, args.out, args.mp3, args.mp3_cache)
 

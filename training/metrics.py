@@ -62,6 +62,14 @@ def accuracy(scores: Sequence[float], is_real: Sequence[bool], threshold: float)
     return float((predicted_real == np.asarray(is_real, dtype=bool)).mean())
 
 
+def labelled_rate(scores: Sequence[float], is_real: Sequence[bool], threshold: float, real: bool) -> float | None:
+    """Share of one class's clips given that class's label: a real recording flagged fake is the first
+    failure a user meets, and overall accuracy hides it behind the other class. None without such clips."""
+    scores, is_real = np.asarray(scores), np.asarray(is_real, dtype=bool)
+    members = scores[is_real == real]
+    return float(((members >= threshold) == real).mean()) if len(members) else None
+
+
 def _probability_pairs(probabilities: Sequence[float], is_real: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
     """Both as float64 arrays; refused unless paired one to one (numpy would broadcast silently)."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
@@ -102,7 +110,7 @@ def brier_score(probabilities: Sequence[float], is_real: Sequence[bool]) -> floa
     return float(np.mean((probabilities - is_real) ** 2))
 
 
-def summarize(scores: Sequence[float], is_real: Sequence[bool], threshold: float) -> dict[str, float]:
+def summarize(scores: Sequence[float], is_real: Sequence[bool], threshold: float) -> dict[str, float | None]:
     eer, eer_threshold = equal_error_rate(scores, is_real)
     return {
         "count": len(scores),
@@ -110,6 +118,8 @@ def summarize(scores: Sequence[float], is_real: Sequence[bool], threshold: float
         "eer_threshold": eer_threshold,
         "auc": roc_auc(scores, is_real),
         "accuracy": accuracy(scores, is_real, threshold),
+        "real_labelled_real": labelled_rate(scores, is_real, threshold, real=True),
+        "fake_labelled_fake": labelled_rate(scores, is_real, threshold, real=False),
         "threshold": threshold,
         "ece": expected_calibration_error(scores, is_real),
         "brier": brier_score(scores, is_real),

@@ -110,3 +110,10 @@ def test_summary_reports_calibration() -> None:
     report = summarize([0.9, 0.8, 0.3, 0.2], [True, True, False, False], threshold=0.5)
     assert report["brier"] == pytest.approx((0.01 + 0.04 + 0.09 + 0.04) / 4)
     assert 0 <= report["ece"] <= 1 and report["accuracy"] == 1.0
+
+
+def test_labelled_rates_are_per_class() -> None:
+    report = summarize([0.9, 0.4, 0.6, 0.2, 0.1], [True, True, False, False, False], threshold=0.5)
+    assert report["real_labelled_real"] == 0.5
+    assert report["fake_labelled_fake"] == pytest.approx(2 / 3)
+    assert report["accuracy"] == pytest.approx(3 / 5)

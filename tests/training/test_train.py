@@ -77,13 +77,16 @@ def test_evaluation_reports_mp3_condition_and_attacks(trained_run: tuple[Path, d
     evaluate_main(["--checkpoint", str(out), "--manifest", str(toy_manifest), "--out", str(out / "eval"),
                    "--mp3-cache", str(out / "mp3")])  # fmt: skip
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
-    assert set(metrics["conditions"]) == {"clean", "mp3_64k"}
+    assert set(metrics["conditions"]) == {"clean", "mp3_64k", "mp3_16k_11k"}
+    poor = metrics["conditions"]["mp3_16k_11k"]
+    assert poor["count"] == metrics["conditions"]["clean"]["count"]
+    assert 0 <= poor["real_labelled_real"] <= 1 and 0 <= poor["fake_labelled_fake"] <= 1
     assert all({"ece", "brier"} <= set(report) for report in metrics["conditions"].values())
     assert (out / "eval" / "reliability.png").stat().st_size > 0
     mp3 = metrics["conditions"]["mp3_64k"]
     assert mp3["count"] == metrics["conditions"]["clean"]["count"] > 0
     assert set(mp3["eer_by_attack"]) == {"buzz"}
-    assert len(list((out / "mp3").glob("*.mp3"))) == mp3["count"]
+    assert len(list((out / "mp3").glob("*.mp3"))) == 2 * mp3["count"]  # 64 kbit/s and the poor channel
     with (out / "eval" / "scores.csv").open() as handle:
         scores = list(csv.DictReader(handle))
     assert len(scores) == mp3["count"]
