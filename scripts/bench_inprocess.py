@@ -28,6 +28,7 @@ def create_app() -> FastAPI:
     """The app, with the model of $BENCH_CHECKPOINT loaded (a factory: importing this module loads nothing)."""
     app = FastAPI(title="in-process baseline (benchmark only)")
     detector = AudioDetector.from_checkpoint(Path(os.environ[CHECKPOINT_ENV]))
+    check_speech = speech_check_enabled()  # as serving does
 
     @app.get("/")
     async def health() -> dict[str, str]:
@@ -36,7 +37,7 @@ def create_app() -> FastAPI:
     @app.post("/predict-file/")
     async def predict_file(file: Annotated[UploadFile, File()]) -> dict[str, object]:
         try:
-            score = detector.score_audio(await file.read(), speech_check_enabled())  # as serving does
+            score = detector.score_audio(await file.read(), check_speech)
         except AudioDecodeError as error:
             raise HTTPException(UNPROCESSABLE, str(error)) from error
         return {"prediction": score.probability_real, "label": score.label, "filename": file.filename}

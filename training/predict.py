@@ -69,8 +69,8 @@ def audio_files(inputs: Iterable[Path]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def score_file(detector: AudioDetector, path: Path) -> FileScore:
-    """Score one file; unreadable or undecodable audio becomes that file's error, never an exception."""
+def score_file(detector: AudioDetector, path: Path, checked: bool) -> FileScore:
+    """Score one file; unreadable, undecodable or (`checked`) speech-free audio becomes that file's error."""
     try:
         # decode_audio would call an unreadable or empty file "not a supported audio format or is corrupt"
         with path.open("rb") as handle:
@@ -79,7 +79,6 @@ def score_file(detector: AudioDetector, path: Path) -> FileScore:
         return FileScore(path, error=f"cannot read the file: {error.strerror or error}")
     if empty:
         return FileScore(path, error="cannot decode the audio: the file is empty")
-    checked = speech_check_enabled()
     try:
         score = detector.score_audio(path, checked)
         if checked:
@@ -171,9 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"predict: cannot load the checkpoint {args.checkpoint}: {error}", file=sys.stderr)
         return EXIT_USAGE
     version = str(detector.metadata.get("version", "unversioned"))
-    results = []
+    results, checked = [], speech_check_enabled()
     for path in tqdm(files, unit="file", file=sys.stderr, disable=len(files) < 2, leave=False):
-        result = score_file(detector, path)
+        result = score_file(detector, path, checked)
         results.append(result)
         tqdm.write(format_line(result, detector.threshold, version), file=sys.stdout)
     if args.csv is not None:
