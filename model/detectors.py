@@ -17,7 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ARCHITECTURES = ("cnn", "improved", "resnet_asp")
+from model.whisper_encoder import ENCODER_STRIDE, encoder_lengths, pretrained_encoder
+
+ARCHITECTURES = ("cnn", "improved", "resnet_asp", "whisper_probe")
+FROZEN_TRUNK_ARCHITECTURES = ("whisper_probe",)  # trained head-only on pooled embeddings (training.probe)
 ATTENTION_HIDDEN = 128  # resnet_asp: width of the layer that scores each frame for attentive pooling
 
 
@@ -35,6 +38,9 @@ class ModelConfig:
     # resnet_asp only: stage widths (each stage halves frequency and time) and residual blocks per stage.
     resnet_channels: tuple[int, ...] = (16, 32, 64, 128)
     resnet_blocks: int = 2
+    # whisper_probe only: input frames the encoder attends across (6 s, the scoring window); longer
+    # input is encoded in consecutive blocks of this length, so a window never sees past its block.
+    block_frames: int = 600
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -73,6 +79,9 @@ class Detector(nn.Module):
     """
 
     normalize_bands = False
+    # Set where the trunk mixes time globally within fixed blocks of input frames (a transformer):
+    # long audio is then embedded in chunks aligned to them, without overlap (model.timeline).
+    block_frames: int | None = None
 
     @property
     def time_stride(self) -> int:
@@ -276,6 +285,57 @@ class ResNetASPDetector(Detector):
         return self.head(self.pool(embedding, lengths)).squeeze(-1)
 
 
+class WhisperProbeDetector(Detector):
+    """Whisper tiny.en's encoder, frozen (model.whisper_encoder), probed by a small head.
+
+    The trunk is the pretrained encoder: the hidden states after its convolutional stem and after
+    each of its blocks, side by side (5 x 384 dims, 50 frames per second). The head pools each
+    dimension's mean and std over the window's frames, standardises them with statistics fixed at
+    training time (`pooled_mean`, `pooled_scale`) and classifies them. Only the head and those
+    statistics are the checkpoint's weights; the encoder comes from its package at load time.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        encoder = pretrained_encoder()
+        self.block_frames = config.block_frames
+        pooled = 2 * (len(encoder.blocks) + 1) * encoder.width
+        self.register_buffer("pooled_mean", torch.zeros(pooled))
+        self.register_buffer("pooled_scale", torch.ones(pooled))
+        self.head = classifier_head(pooled, config)
+
+    @property
+    def time_stride(self) -> int:
+        return ENCODER_STRIDE
+
+    def embed(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        encoder = pretrained_encoder(features.device)
+        block = self.block_frames
+        batch, bins, frames = features.shape
+        blocks = max(1, -(-frames // block))
+        if blocks > 1:  # (batch, bins, blocks * block) → (batch * blocks, bins, block), each encoded alone
+            features = nn.functional.pad(features, (0, blocks * block - frames))
+            features = features.view(batch, bins, blocks, block).permute(0, 2, 1, 3).reshape(-1, bins, block)
+        offsets = torch.arange(blocks, device=lengths.device) * block
+        block_lengths = (lengths[:, None] - offsets[None, :]).clamp(0, block).flatten()
+        with torch.no_grad():  # an empty block (a short clip beside long ones) is encoded as one frame, then masked
+            states, _ = encoder(features.float(), block_lengths.clamp(min=1))
+        embedding = torch.cat(states, dim=-1)  # (batch * blocks, block frames, dims)
+        embedding = embedding.view(batch, -1, embedding.shape[-1]).transpose(1, 2)
+        return embedding, encoder_lengths(lengths)  # blocks are full up to a clip's last: valid frames lead
+
+    def statistics(self, embedding: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Mean and std of every dimension over the valid frames: what the head reads, once standardised."""
+        mean, std = masked_mean_std(embedding.float(), lengths)
+        return torch.cat([mean, std], dim=1)
+
+    def classify_statistics(self, statistics: torch.Tensor) -> torch.Tensor:
+        return self.head((statistics - self.pooled_mean) / self.pooled_scale).squeeze(-1)
+
+    def classify(self, embedding: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.classify_statistics(self.statistics(embedding, lengths))
+
+
 class EnsembleDetector(Detector):
     """Mean logit of detectors trained alone with different seeds.
 
@@ -345,4 +405,6 @@ def build_detector(config: ModelConfig) -> Detector:
         return ImprovedDetector(config)
     if config.architecture == "resnet_asp":
         return ResNetASPDetector(config)
+    if config.architecture == "whisper_probe":
+        return WhisperProbeDetector(config)
     raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {ARCHITECTURES}")

@@ -49,10 +49,10 @@ class Chunk:
     keep_to: int
 
 
-def plan_chunks(clip: int, frames: int, stride: int, chunk_frames: int, margin_frames: int) -> list[Chunk]:
-    """Chunks covering a clip; starts and kept spans fall on multiples of the trunk's stride so the
-    chunks' pooling grids line up with a single pass over the clip."""
-    chunk, margin = round_up(chunk_frames, stride), round_up(margin_frames, stride)
+def plan_chunks(clip: int, frames: int, grid: int, chunk_frames: int, margin_frames: int) -> list[Chunk]:
+    """Chunks covering a clip; starts and kept spans fall on multiples of `grid` (the trunk's stride,
+    or its attention blocks) so the chunks line up with a single pass over the clip."""
+    chunk, margin = round_up(chunk_frames, grid), round_up(margin_frames, grid)
     if frames <= chunk + 2 * margin:
         return [Chunk(clip, 0, frames, 0, frames)]
     return [
@@ -73,11 +73,14 @@ def embed_clips(
 ) -> list[torch.Tensor]:
     """Each clip's (dims, frames // stride) embedding, its chunks batched with every other clip's."""
     stride = detector.time_stride
+    # A block-local trunk (a transformer) needs chunks on its block grid and no margin; any other
+    # trunk chunks on its stride with a margin wider than its receptive field.
+    grid, margin = (detector.block_frames, 0) if detector.block_frames else (stride, margin_frames)
     normalized = [detector.normalize(f[None], torch.tensor([f.shape[-1]]))[0] for f in features]
     chunks = [
         chunk
         for index, clip in enumerate(normalized)
-        for chunk in plan_chunks(index, clip.shape[-1], stride, chunk_frames, margin_frames)
+        for chunk in plan_chunks(index, clip.shape[-1], grid, chunk_frames, margin)
     ]
     kept: dict[Chunk, torch.Tensor] = {}
     for group in forward_groups(sorted(chunks, key=lambda c: c.end - c.start)):

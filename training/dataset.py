@@ -161,7 +161,8 @@ class FeatureCache:
         self.config_key = json.dumps(settings, sort_keys=True)
         self.memory: dict[Path, torch.Tensor] = {}
 
-    def _key(self, path: Path) -> str:
+    def key(self, path: Path) -> str:
+        """The cache entry's name: the file's identity (path, size, mtime) and the feature config."""
         stat = path.stat()
         identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.config_key}"
         return hashlib.sha1(identity.encode()).hexdigest()
@@ -170,7 +171,7 @@ class FeatureCache:
         path = Path(path)
         if path in self.memory:
             return self.memory[path]
-        cached = self.directory / f"{self._key(path)}.pt" if self.directory else None
+        cached = self.directory / f"{self.key(path)}.pt" if self.directory else None
         if cached is not None and cached.is_file():
             features = torch.load(cached, weights_only=True)
         else:

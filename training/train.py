@@ -33,7 +33,7 @@ from model.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
+from model.detectors import ARCHITECTURES, FROZEN_TRUNK_ARCHITECTURES, Detector, ModelConfig, build_detector
 from model.features import EXTRACTOR_NAME, FRONT_ENDS, FeatureConfig
 from training import distributed
 from training.augment import augmented_copies
@@ -259,6 +259,18 @@ def read_splits(
     return splits, cache
 
 
+def read_training_splits(config: TrainConfig, feature_config: FeatureConfig) -> tuple[dict[str, list], FeatureCache]:
+    """Train and dev rows with their features cached; the train split gains the recipe's vocoded copies."""
+    splits, cache = read_splits(config, feature_config)
+    if config.vocoded_copies:
+        draw = config.seed if config.vocoded_per_seed else 0
+        make = partial(vocoded_copies, copies=config.vocoded_copies, directory=Path(config.vocoded_dir), seed=draw)
+        copies = distributed.share_first(make, splits["train"])
+        cache.fill([r.path for r in copies], description="log-mel features of the copies")
+        splits["train"] += copies
+    return splits, cache
+
+
 def window_frames(feature_config: FeatureConfig) -> int:
     """Frames in one scoring window: training crops to what serving's windows see."""
     return int(feature_config.window_seconds * FRAMES_PER_SECOND)
@@ -278,6 +290,10 @@ def train(config: TrainConfig) -> dict:
 
 
 def train_one(config: TrainConfig) -> dict:
+    if config.architecture in FROZEN_TRUNK_ARCHITECTURES:
+        from training.probe import train_probe  # builds on this module's data and calibration steps
+
+        return train_probe(config)
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -287,13 +303,7 @@ def train_one(config: TrainConfig) -> dict:
 
     # Data: the manifest's splits, features through the shared extractor, cached on disk.
     feature_config = FeatureConfig.for_front_end(config.front_end, config.vad_trim)
-    splits, cache = read_splits(config, feature_config)
-    if config.vocoded_copies:
-        draw = config.seed if config.vocoded_per_seed else 0
-        make = partial(vocoded_copies, copies=config.vocoded_copies, directory=Path(config.vocoded_dir), seed=draw)
-        copies = distributed.share_first(make, splits["train"])
-        cache.fill([r.path for r in copies], description="log-mel features of the copies")
-        splits["train"] += copies
+    splits, cache = read_training_splits(config, feature_config)
     versions: list[list[Path]] = []
     if config.augmented_copies:  # one set of variants for every seed; each draws its own version per epoch
         make = partial(augmented_copies, copies=config.augmented_copies, directory=Path(config.augmented_dir))

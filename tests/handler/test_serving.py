@@ -12,9 +12,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from model.calibration import CALIBRATED_THRESHOLD, Calibration
-from model.checkpoint import METADATA_FILE
+from model.checkpoint import METADATA_FILE, save_checkpoint
+from model.detectors import ModelConfig, build_detector
+from model.features import FeatureConfig
 from model.inference import AudioDetector
 from scripts import manage
 from scripts.archive import ServingSettings
@@ -27,6 +30,7 @@ TOLERANCE = 1e-5
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 BATCHING_VERSION = "1.0-batching"
 CALIBRATED_VERSION = "1.0-calibrated"
+WHISPER_PROBE_VERSION = "1.0-whisper-probe"
 CALIBRATION = Calibration(scale=3.0, bias=1.5)  # far enough from the identity that skipping it would show
 BATCH_SIZE = 4
 MAX_BATCH_DELAY_MS = 5000
@@ -85,6 +89,34 @@ def test_served_prediction_of_a_calibrated_model_equals_offline_calibrated_scori
     assert body["threshold"] == CALIBRATED_THRESHOLD and body["label"] == expected.label
     assert body["version"] == CALIBRATED_VERSION
     assert abs(body["prediction"] - offline.score_audio(audio).probability_real) > 1e-3  # it was applied
+
+
+def test_served_whisper_probe_equals_offline_scoring(torchserve: TorchServeFixture, tmp_path: Path) -> None:
+    """The pretrained-encoder detector: the archive holds its head, the worker reads the encoder from its package."""
+    torch.manual_seed(2)
+    config = ModelConfig(architecture="whisper_probe")
+    detector = build_detector(config)
+    with torch.no_grad():  # a standardisation far from the identity, so skipping it would show
+        detector.pooled_mean.normal_()
+        detector.pooled_scale.uniform_(0.5, 2.0)
+    checkpoint = tmp_path / "whisper-probe"
+    save_checkpoint(checkpoint, detector, config, FeatureConfig(), {"version": WHISPER_PROBE_VERSION})
+    archive = torchserve.make_archive(WHISPER_PROBE_VERSION, checkpoint=checkpoint)
+    assert archive.stat().st_size < 5_000_000  # the encoder is not copied into the archive
+    manage.register(torchserve.management_url, archive.name)
+    try:
+        audio = speech_wav(13.0, seed=7)  # three windows: the encoder's 6 s blocks and the timeline
+        reply = httpx.post(torchserve.predictions_url(WHISPER_PROBE_VERSION), content=audio, headers=OCTET_STREAM,
+                           timeout=120)  # fmt: skip
+    finally:
+        manage.unregister(torchserve.management_url, WHISPER_PROBE_VERSION)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    expected = AudioDetector.from_checkpoint(checkpoint).score_audio(audio)
+    assert body["prediction"] == pytest.approx(expected.probability_real, abs=TOLERANCE)
+    assert len(body["segments"]) == len(expected.segments) == 7
+    for served, local in zip(body["segments"], expected.segments, strict=True):
+        assert served["prediction"] == pytest.approx(local.probability_real, abs=TOLERANCE)
 
 
 @pytest.mark.parametrize("field", ["file", "data"])

