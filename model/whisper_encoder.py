@@ -105,7 +105,7 @@ class EncoderBlock(nn.Module):
 
 
 class WhisperEncoder(nn.Module):
-    """Log-mel (batch, 80, frames) → every layer's (batch, frames / 2, width) hidden states."""
+    """Log-mel (batch, 80, frames) → Whisper's encoder output (batch, frames / 2, width)."""
 
     def __init__(self, width: int, heads: int, layers: int, n_mels: int = 80) -> None:
         super().__init__()
@@ -119,11 +119,11 @@ class WhisperEncoder(nn.Module):
     def width(self) -> int:
         return self.ln_post.normalized_shape[0]
 
-    def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Hidden states after the convolutional stem and after each block (the last one layer-normed)."""
+    def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's output (batch, frames / 2, width), zero past each clip's valid frames, and their count."""
         valid = encoder_lengths(lengths)
-        in_mask = torch.arange(mel.shape[-1], device=mel.device)[None, :] < lengths[:, None]
-        x = nn.functional.gelu(self.conv1(mel * in_mask[:, None, :])) * in_mask[:, None, :]
+        in_mask = (torch.arange(mel.shape[-1], device=mel.device)[None, :] < lengths[:, None]).unsqueeze(1)
+        x = nn.functional.gelu(self.conv1(mel * in_mask)) * in_mask
         x = nn.functional.gelu(self.conv2(x)).transpose(1, 2)
         frames = x.shape[1]
         if frames > WHISPER_MAX_FRAMES:
@@ -131,12 +131,9 @@ class WhisperEncoder(nn.Module):
         padded = torch.arange(frames, device=mel.device)[None, :] >= valid[:, None]
         keep = (~padded).unsqueeze(-1).to(x.dtype)
         x = (x + self.positions[:frames]) * keep
-        key_padding = padded  # always a mask: one attention kernel whether or not the batch is padded
-        states = [x]
-        for index, block in enumerate(self.blocks):
-            x = block(x, key_padding)
-            states.append((self.ln_post(x) if index == len(self.blocks) - 1 else x) * keep)
-        return states, valid
+        for block in self.blocks:
+            x = block(x, padded)
+        return self.ln_post(x) * keep, valid
 
 
 def encoder_lengths(lengths: torch.Tensor) -> torch.Tensor:

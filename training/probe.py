@@ -29,6 +29,7 @@ from model.checkpoint import save_checkpoint
 from model.detectors import ModelConfig, WhisperProbeDetector, build_detector
 from model.features import FeatureConfig, pad_batch
 from model.whisper_encoder import WEIGHTS_SHA256
+from training import distributed
 from training.dataset import AudioDataset, FeatureCache
 from training.evaluate import evaluate_checkpoint
 from training.manifest import ManifestRow
@@ -58,7 +59,14 @@ def pooled_statistics(
     """(clips, dims) pooled trunk statistics of each row's centred window, read from or written to the cache."""
     dataset = AudioDataset(rows, cache, max_frames)
     directory = cache.directory / POOLED_SUBDIR if cache.directory else None
-    trunk = json.dumps({"encoder": WEIGHTS_SHA256, "block_frames": model.block_frames, "max_frames": max_frames})
+    trunk = json.dumps(
+        {
+            "encoder": WEIGHTS_SHA256,
+            "dims": model.pooled_mean.numel(),
+            "block_frames": model.block_frames,
+            "max_frames": max_frames,
+        }
+    )
     keys = [hashlib.sha1(f"{cache.key(row.path)}|{trunk}".encode()).hexdigest() for row in rows]
     vectors: list[torch.Tensor | None] = [None] * len(rows)
     for index, key in enumerate(keys):
@@ -103,6 +111,8 @@ def train_probe(config: TrainConfig) -> dict:
         torch.set_num_threads(config.threads)
     if config.augmented_copies:
         raise SystemExit("--augmented-copies: a frozen trunk's head trains on one pooled vector per clip; use 0")
+    if distributed.active():
+        raise SystemExit(f"{config.architecture} trains its head in seconds in one process: run it without torchrun")
     device = pick_device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,8 @@ class TrainConfig:
 HELP = {
     "manifest": "manifest CSV (path,label[,split,...]) with train/dev/test splits",
     "out": "run folder for the checkpoint, metrics and plots",
-    "architecture": f"detector: {' or '.join(ARCHITECTURES)} (improved = the seed's baseline)",
+    "architecture": f"detector: {' or '.join(ARCHITECTURES)} (improved = the seed's baseline; whisper_probe = a head "
+    "on Whisper tiny.en's frozen encoder, trained on cached embeddings in minutes: use --members 1 --epochs 30)",
     "front_end": f"input features: {' or '.join(FRONT_ENDS)} (model.features; its default row count)",
     "vad_trim": "cut every clip to its speech (Silero VAD, model.vad) in training and serving",
     "channels": "CNN block widths, comma-separated (one 2x2 pooling per block)",

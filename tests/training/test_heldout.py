@@ -14,8 +14,10 @@ import soundfile as sf
 from model.checkpoint import WEIGHTS_FILE
 from tests.training.conftest import toy_clip
 from training.folds import speaker_key
-from training.heldout import CONDITIONS, RESULT_FILE, TRAINED_ON, main, parse_args
+from training.heldout import CONDITIONS, DEFAULT_MODELS, RESULT_FILE, TRAINED_ON, main, model_epochs, parse_args
 from training.manifest import ManifestRow, read_manifest, write_manifest
+
+RECIPE = DEFAULT_MODELS[0]
 
 REAL_FAMILIES = ("src-a", "src-b")
 SPLIT_OF_INDEX = ("train", "train", "train", "dev", "dev", "test")  # speaker index -> split
@@ -78,8 +80,8 @@ def test_report_has_every_fold_model_and_condition(protocol_run: tuple[Path, dic
     saved = json.loads((work / "report" / "heldout.json").read_text())
     assert saved == json.loads(json.dumps(report))
     assert [f["name"] for f in saved["folds"]] == list(FOLDS)
-    assert saved["primary_model"] == "cnn" and saved["baseline_models"] == ["improved"]
-    assert saved["recipe"]["architecture"] == "cnn" and saved["recipe"]["members"] == 1
+    assert saved["primary_model"] == RECIPE and saved["baseline_models"] == ["improved"]
+    assert saved["recipe"]["architecture"] == RECIPE and saved["recipe"]["members"] == 1
     assert saved["recipe"]["epochs"] == 1 and saved["recipe"]["batch_size"] == 8
     assert saved["models"]["improved"]["recipe"]["architecture"] == "improved"
     assert saved["command"].startswith("python -m training.heldout --manifest")
@@ -87,7 +89,7 @@ def test_report_has_every_fold_model_and_condition(protocol_run: tuple[Path, dic
     for fold in saved["folds"]:
         assert fold["kind"] in ("fake", "real") and fold["name"] == f"{fold['kind']}-{fold['held_out']}"
         assert fold["counts"]["eval"]["real"] >= 4 and fold["counts"]["eval"]["fake"] >= 4
-        for model in ("cnn", "improved"):
+        for model in (RECIPE, "improved"):
             assert set(fold["models"][model]["eer"]) == set(CONDITIONS) == {"clean", "mp3_64k", "telephone"}
             assert all(0 <= e <= 1 for e in fold["models"][model]["eer"].values())
             for metric in ("auc", "ece", "brier"):
@@ -97,7 +99,7 @@ def test_report_has_every_fold_model_and_condition(protocol_run: tuple[Path, dic
 
 def test_mean_and_worst_are_fractions_over_the_folds(protocol_run: tuple[Path, dict]) -> None:
     _, report = protocol_run
-    for model in ("cnn", "improved"):
+    for model in (RECIPE, "improved"):
         for condition in CONDITIONS:
             eers = [f["models"][model]["eer"][condition] for f in report["folds"]]
             summary = report["models"][model]["conditions"][condition]
@@ -106,7 +108,7 @@ def test_mean_and_worst_are_fractions_over_the_folds(protocol_run: tuple[Path, d
             assert report["folds"][[f["name"] for f in report["folds"]].index(summary["worst_fold"])]["models"][model][
                 "eer"
             ][condition] == max(eers)
-    clean = [f["models"]["cnn"]["eer"]["clean"] for f in report["folds"]]
+    clean = [f["models"][RECIPE]["eer"]["clean"] for f in report["folds"]]
     assert report["mean_eer"] == pytest.approx(np.mean(clean)) and report["worst_eer"] == max(clean)
     assert 0 <= report["mean_eer"] <= report["worst_eer"] <= 1
     assert report["baseline"]["model"] == "improved"
@@ -128,7 +130,7 @@ def test_markdown_table_lists_folds_mean_and_worst(protocol_run: tuple[Path, dic
     for fold, line in zip(report["folds"], body, strict=False):
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         assert cells[0] == f"`{fold['name']}`"
-        assert cells[2] == f"{100 * fold['models']['cnn']['eer']['clean']:.1f}"
+        assert cells[2] == f"{100 * fold['models'][RECIPE]['eer']['clean']:.1f}"
         assert cells[7] == f"{100 * fold['models']['improved']['eer']['telephone']:.1f}"
     mean, worst = ([c.strip() for c in line.strip("|").split("|")] for line in body[-2:])
     assert mean[0] == "**mean**" and mean[2] == f"**{100 * report['mean_eer']:.1f}**"
@@ -161,7 +163,7 @@ def test_folds_on_disk_keep_the_guarantees(protocol_run: tuple[Path, dict], fami
         assert {r.extras["family"] for r in held} == {fold["held_out"]}
         assert fold["held_out"] not in {r.extras["family"] for r in training if r.is_real == (fold["kind"] == "real")}
         assert not {speaker_key(r) for r in held} & {speaker_key(r) for r in training}
-        metadata = json.loads((work / "folds" / fold["name"] / "cnn" / "metadata.json").read_text())
+        metadata = json.loads((work / "folds" / fold["name"] / RECIPE / "metadata.json").read_text())
         # Vocoded copies (Griffin-Lim) are trained on everywhere except where Griffin-Lim is held out.
         assert metadata["train_config"]["vocoded_copies"] == (0 if fold["name"] == "fake-griffin-lim" else 1)
         assert metadata["train_config"]["members"] == 1 and metadata["train_config"]["epochs"] == 1
@@ -173,24 +175,24 @@ def test_a_rerun_reuses_finished_folds_and_redoes_unfinished_ones(
 ) -> None:
     work, first = protocol_run
     folds = work / "folds"
-    weights = {(f, m): (folds / f / m / WEIGHTS_FILE).stat().st_mtime_ns for f in FOLDS for m in ("cnn", "improved")}
+    weights = {(f, m): (folds / f / m / WEIGHTS_FILE).stat().st_mtime_ns for f in FOLDS for m in (RECIPE, "improved")}
     # As if the run had been killed while training real-src-a's baseline and before scoring real-src-b's.
     (folds / "real-src-a" / "improved" / TRAINED_ON).unlink()
-    (folds / "real-src-b" / "cnn" / RESULT_FILE).unlink()
+    (folds / "real-src-b" / RECIPE / RESULT_FILE).unlink()
     report = main(arguments(family_manifest, work, "--folds", "real-src-a,real-src-b,fake-buzz"))
     assert [f["name"] for f in report["folds"]] == ["fake-buzz", "real-src-a", "real-src-b"]
-    reused = {(f["name"], m): f["models"][m]["reused"] for f in report["folds"] for m in ("cnn", "improved")}
+    reused = {(f["name"], m): f["models"][m]["reused"] for f in report["folds"] for m in (RECIPE, "improved")}
     assert reused == {
-        ("fake-buzz", "cnn"): True, ("fake-buzz", "improved"): True,
-        ("real-src-a", "cnn"): True, ("real-src-a", "improved"): False,
-        ("real-src-b", "cnn"): False, ("real-src-b", "improved"): True,
+        ("fake-buzz", RECIPE): True, ("fake-buzz", "improved"): True,
+        ("real-src-a", RECIPE): True, ("real-src-a", "improved"): False,
+        ("real-src-b", RECIPE): False, ("real-src-b", "improved"): True,
     }  # fmt: skip
-    after = {(f, m): (folds / f / m / WEIGHTS_FILE).stat().st_mtime_ns for f in FOLDS for m in ("cnn", "improved")}
+    after = {(f, m): (folds / f / m / WEIGHTS_FILE).stat().st_mtime_ns for f in FOLDS for m in (RECIPE, "improved")}
     assert {key for key in weights if weights[key] != after[key]} == {("real-src-a", "improved")}
     by_name = {f["name"]: f for f in first["folds"]}
     for fold in report["folds"]:
         if fold["name"] != "real-src-a":
-            assert fold["models"]["cnn"]["eer"] == by_name[fold["name"]]["models"]["cnn"]["eer"]
+            assert fold["models"][RECIPE]["eer"] == by_name[fold["name"]]["models"][RECIPE]["eer"]
 
 
 def test_a_changed_fold_is_retrained(
@@ -215,6 +217,23 @@ def test_a_changed_fold_is_retrained(
     assert report["folds"][0]["counts"]["train"]["real"] == before["counts"]["train"]["real"] - 1
 
 
+def test_the_frozen_encoder_recipe_runs_a_fold_with_its_own_epoch_count(
+    protocol_run: tuple[Path, dict], family_manifest: Path
+) -> None:
+    work, _ = protocol_run
+    argv = arguments(family_manifest, work, "--folds", "fake-buzz", "--models", "whisper_probe,improved")
+    del argv[argv.index("--epochs") : argv.index("--epochs") + 2]  # each model's default
+    argv[argv.index("--out") + 1] = str(work / "probe-report" / "heldout.json")
+    argv[argv.index("--work-dir") + 1] = str(work / "probe-folds")  # the shared fixture's folds stay untouched
+    report = main(argv)
+    assert report["settings"]["epochs"] == {"whisper_probe": 30, "improved": 8}
+    metadata = json.loads((work / "probe-folds" / "fake-buzz" / "whisper_probe" / "metadata.json").read_text())
+    assert metadata["train_config"]["epochs"] == 30 and metadata["architecture"] == "whisper_probe"
+    assert all(0 <= e <= 1 for e in report["folds"][0]["models"]["whisper_probe"]["eer"].values())
+    table = (work / "probe-report" / "heldout.md").read_text()
+    assert "`whisper_probe` 30 epochs, `improved` 8 epochs" in table
+
+
 def test_cli_help_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -223,7 +242,9 @@ def test_cli_help_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     for flag in ("--manifest", "--out", "--models", "--epochs", "--folds", "--threads", "--work-dir"):
         assert flag in out
     args = parse_args([])
-    assert args.models == ["cnn", "improved"] and args.epochs == 8 and args.patience == 0
+    assert args.models == [RECIPE, "improved"] and args.epochs is None and args.patience == 0
+    assert [model_epochs(m, args) for m in (*args.models, "whisper_probe")] == [8, 8, 30]  # a head on cached embeddings
+    assert model_epochs("whisper_probe", parse_args(["--epochs", "3"])) == 3
     assert (args.min_eval_clips, args.max_eval_clips) == (40, 500)
     assert str(args.out) == "artifacts/heldout/heldout.json"
     assert parse_args(["--set", "eq_augment_db=6", "--set", "spec_augment=false"]).overrides == {
