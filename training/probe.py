@@ -37,6 +37,7 @@ from training.metrics import equal_error_rate
 from training.plots import plot_history
 from training.train import (
     TrainConfig,
+    balanced_real_weight,
     calibrate_on_dev,
     pick_device,
     read_training_splits,
@@ -132,7 +133,7 @@ def train_probe(config: TrainConfig) -> dict:
         model.pooled_mean.copy_(x_train.mean(dim=0))
         model.pooled_scale.copy_(x_train.std(dim=0).clamp(min=1e-4))
     real_fraction = float(y_train.mean())
-    real_weight = torch.tensor((1.0 - real_fraction) / real_fraction if 0 < real_fraction < 1 else 1.0)
+    real_weight = balanced_real_weight(real_fraction)
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(x_train) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)

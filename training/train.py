@@ -272,6 +272,11 @@ def read_training_splits(config: TrainConfig, feature_config: FeatureConfig) -> 
     return splits, cache
 
 
+def balanced_real_weight(real_fraction: float) -> torch.Tensor:
+    """BCE `pos_weight` for the real class: both classes weigh the same however many fakes the vocoded copies add."""
+    return torch.tensor((1.0 - real_fraction) / real_fraction if 0 < real_fraction < 1 else 1.0)
+
+
 def window_frames(feature_config: FeatureConfig) -> int:
     """Frames in one scoring window: training crops to what serving's windows see."""
     return int(feature_config.window_seconds * FRAMES_PER_SECOND)
@@ -350,8 +355,7 @@ def train_one(config: TrainConfig) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(train_loader))
     real_fraction = float(np.mean([r.is_real for r in splits["train"]]))
-    # Both classes weigh the same in the loss however many fakes the vocoded copies add.
-    real_weight = torch.tensor((1.0 - real_fraction) / real_fraction if 0 < real_fraction < 1 else 1.0, device=device)
+    real_weight = balanced_real_weight(real_fraction).to(device)
     bf16 = config.mixed_precision and has_native_bf16(device)
     print(
         f"training {config.architecture} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}"

@@ -43,6 +43,19 @@ def offline(torchserve: TorchServeFixture) -> AudioDetector:
     return AudioDetector.from_checkpoint(torchserve.checkpoint)
 
 
+def serve_once(
+    torchserve: TorchServeFixture, version: str, checkpoint: Path, audio: bytes
+) -> tuple[httpx.Response, Path]:
+    """Archive `checkpoint` as `version`, register it, score one upload with it, unregister it."""
+    archive = torchserve.make_archive(version, checkpoint=checkpoint)
+    manage.register(torchserve.management_url, archive.name)
+    try:
+        url = torchserve.predictions_url(version)
+        return httpx.post(url, content=audio, headers=OCTET_STREAM, timeout=120), archive
+    finally:
+        manage.unregister(torchserve.management_url, version)
+
+
 def test_served_prediction_equals_offline_scoring(torchserve: TorchServeFixture, offline: AudioDetector) -> None:
     audio = speech_wav(7.5, seed=3)  # two windows, so the segments are checked too
     reply = httpx.post(torchserve.predictions_url(), content=audio, headers=OCTET_STREAM, timeout=60)
@@ -72,14 +85,8 @@ def test_served_prediction_of_a_calibrated_model_equals_offline_calibrated_scori
     metadata = json.loads((checkpoint / METADATA_FILE).read_text())
     calibrated = {**metadata, "threshold": CALIBRATED_THRESHOLD, "calibration": CALIBRATION.to_dict()}
     (checkpoint / METADATA_FILE).write_text(json.dumps(calibrated, indent=2))
-    archive = torchserve.make_archive(CALIBRATED_VERSION, checkpoint=checkpoint)
-    manage.register(torchserve.management_url, archive.name)
-    try:
-        audio = speech_wav(7.5, seed=5)
-        url = torchserve.predictions_url(CALIBRATED_VERSION)
-        reply = httpx.post(url, content=audio, headers=OCTET_STREAM, timeout=60)
-    finally:
-        manage.unregister(torchserve.management_url, CALIBRATED_VERSION)
+    audio = speech_wav(7.5, seed=5)
+    reply, _ = serve_once(torchserve, CALIBRATED_VERSION, checkpoint, audio)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     expected = AudioDetector.from_checkpoint(checkpoint).score_audio(audio)
@@ -101,15 +108,9 @@ def test_served_whisper_probe_equals_offline_scoring(torchserve: TorchServeFixtu
         detector.pooled_scale.uniform_(0.5, 2.0)
     checkpoint = tmp_path / "whisper-probe"
     save_checkpoint(checkpoint, detector, config, FeatureConfig(), {"version": WHISPER_PROBE_VERSION})
-    archive = torchserve.make_archive(WHISPER_PROBE_VERSION, checkpoint=checkpoint)
+    audio = speech_wav(13.0, seed=7)  # three windows: the encoder's 6 s blocks and the timeline
+    reply, archive = serve_once(torchserve, WHISPER_PROBE_VERSION, checkpoint, audio)
     assert archive.stat().st_size < 5_000_000  # the encoder is not copied into the archive
-    manage.register(torchserve.management_url, archive.name)
-    try:
-        audio = speech_wav(13.0, seed=7)  # three windows: the encoder's 6 s blocks and the timeline
-        reply = httpx.post(torchserve.predictions_url(WHISPER_PROBE_VERSION), content=audio, headers=OCTET_STREAM,
-                           timeout=120)  # fmt: skip
-    finally:
-        manage.unregister(torchserve.management_url, WHISPER_PROBE_VERSION)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     expected = AudioDetector.from_checkpoint(checkpoint).score_audio(audio)
