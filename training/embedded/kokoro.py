@@ -112,23 +112,23 @@ def _espeak_ipa(text: str, espeak_voice: str) -> str:
     return ipa.replace(TIE, "")
 
 
-def tokenize(phonemes: str) -> list[list[int]]:
-    """Vocabulary ids in chunks of at most MAX_TOKENS, cut after punctuation (late enough) or at a space."""
+def tokenize(phonemes: str, max_tokens: int = MAX_TOKENS) -> list[list[int]]:
+    """Vocabulary ids in chunks of at most `max_tokens`, cut after punctuation (late enough) or at a space."""
     vocab = vocabulary()
     ids = [(vocab[ch], ch) for ch in phonemes if ch in vocab]
     chunks: list[list[int]] = []
     while ids:
         cut = len(ids)
-        if cut > MAX_TOKENS:
-            window = ids[: MAX_TOKENS + 1]
-            punctuation = [i + 1 for i, (_, ch) in enumerate(window[:MAX_TOKENS]) if ch in CLAUSE_BREAKS]
+        if cut > max_tokens:
+            window = ids[: max_tokens + 1]
+            punctuation = [i + 1 for i, (_, ch) in enumerate(window[:max_tokens]) if ch in CLAUSE_BREAKS]
             spaces = [i for i, (_, ch) in enumerate(window) if ch == " "]
-            if punctuation and punctuation[-1] > MAX_TOKENS // 2:
+            if punctuation and punctuation[-1] > max_tokens // 2:
                 cut = punctuation[-1]
             elif spaces and spaces[-1] > 0:
                 cut = spaces[-1]
             else:
-                cut = MAX_TOKENS
+                cut = max_tokens
         chunk = [token for token, _ in ids[:cut]]
         ids = ids[cut:]
         while chunk and chunk[0] == vocab[" "]:

@@ -40,7 +40,17 @@ from training.embedded.sources import (
     TUXPAINT_PACKAGE,
     RealClip,
 )
-from training.embedded.tts import COPY_SYNTHESIS, ENGINES, ESPEAK, GRIFFIN_LIM, KOKORO, Voice, draw_voice, engines_for
+from training.embedded.tts import (
+    COPY_SYNTHESIS,
+    ENGINES,
+    ESPEAK,
+    GRIFFIN_LIM,
+    HIBARI,
+    KOKORO,
+    Voice,
+    draw_voice,
+    engines_for,
+)
 from training.manifest import TRAIN
 from training.splits import assign_group_splits
 
@@ -87,9 +97,10 @@ DEFAULT_ENGINE_WEIGHT = 1.0
 ENGINE_WEIGHTS = {
     ESPEAK: 1.0,
     KOKORO: 1.5,
+    HIBARI: 1.5,
     GRIFFIN_LIM: 0.5,
     **{attack: 0.5 for attack in COPY_SYNTHESIS if attack != GRIFFIN_LIM},
-    **{attack: 0.6 for attack in engines_for(ENGLISH) if attack not in (ESPEAK, KOKORO)},
+    **{attack: 0.6 for attack in engines_for(ENGLISH) if attack not in (ESPEAK, KOKORO, HIBARI)},
     **{attack: 3.0 for attack in NATIVE_ONLY_ENGINES},
 }
 # An English voice reading the English line of a non-English clip (a Dutch dialogue, a Tux Paint

@@ -8,12 +8,13 @@ test on it), the package that produced it and the languages it speaks:
 - unit-selection: festival msu_ru_nsh clunits (Russian), cut from the very recordings festvox-ru ships.
 - parametric: festival upc_ca_ona_hts (Catalan HMM); flite awb, rms (clustergen voices). flite slt is
   left out: it is the speaker of festvox-us-slt-hts, reserved for an independent evaluation.
-- neural: Kokoro-82M (`training.embedded.kokoro`), reading espeak-ng's IPA of any of its languages.
+- neural: Kokoro-82M (`training.embedded.kokoro`) and hibari, a distilled student of one Kokoro voice with
+  its own spectral decoder (`training.embedded.hibari_tts`), both reading espeak-ng's IPA of any of its languages.
 - griffin-lim, lpc, phase-vocoder: copy synthesis (`vocode`) of the real clip itself.
 
 The TTS wrappers run their engine as a subprocess (argument list, no shell, timeout) into a
 temporary WAV file and return it decoded by `model.audio.decode_audio`, the same decoder the real
-clips go through; Kokoro runs in-process. Voice, speed and pitch vary per clip (drawn by the planner
+clips go through; the neural engines run in-process. Voice, speed and pitch vary per clip (drawn by the planner
 through `draw_voice`) so each attack is a spread of voices rather than one fixed timbre. The
 vocoders instead resynthesise a real clip: same speaker, same words, a synthetic signal path.
 """
@@ -33,7 +34,7 @@ import torch
 import torchaudio.transforms as tat
 
 from model.audio import SAMPLE_RATE, AudioDecodeError, decode_audio
-from training.embedded import kokoro, vocoders
+from training.embedded import hibari_tts, kokoro, vocoders
 
 TTS_TIMEOUT_SECONDS = 60.0
 GRIFFIN_LIM_MOMENTUM = 0.99
@@ -59,6 +60,7 @@ FLITE_ATTACKS = ("flite-kal", "flite-awb", "flite-rms")
 ENGLISH_ENGINES = (FESTIVAL, *FLITE_ATTACKS)
 GRIFFIN_LIM = "griffin-lim"
 KOKORO = "kokoro"
+HIBARI = "hibari"
 LPC = "lpc"
 PHASE_VOCODER = "phase-vocoder"
 # training.vocoded's copies of the training reals: Griffin-Lim, so of the griffin-lim family.
@@ -80,6 +82,7 @@ GRIFFIN_LIM_MEL_BANDS = 80  # the TTS vocoder bottleneck: text-to-speech models 
 GRIFFIN_LIM_ITERATIONS = (8, 16, 32)
 KOKORO_SPEED_RANGE = (0.85, 1.2)
 KOKORO_MIX_RANGE = (0.1, 0.9)
+HIBARI_SPEED_RANGE = (0.85, 1.2)
 LPC_ORDERS = (16, 18, 20)
 LPC_FRAME_SIZES = (320, 400, 480)  # 20, 25, 30 ms
 PHASE_VOCODER_FFT_SIZES = (256, 512, 1024, 2048)
@@ -144,6 +147,7 @@ ENGINES: dict[str, Engine] = {
         Engine(KOKORO, NEURAL, kokoro.PACKAGE, _ANY),
         Engine(LPC, LPC_FAMILY, "torchaudio", None),
         Engine(PHASE_VOCODER, PHASE_VOCODER_FAMILY, "torchaudio", None),
+        Engine(HIBARI, NEURAL, hibari_tts.PACKAGE, _ANY),
     )
 }
 ATTACKS = tuple(ENGINES)
@@ -171,9 +175,10 @@ def family_of(attack: str) -> str:
 class Voice:
     """How one fake clip is synthesised: the attack plus the per-clip voice settings.
 
-    `speed`: espeak-ng words per minute, festival/flite duration stretch, Kokoro speed factor.
+    `speed`: espeak-ng words per minute, festival/flite duration stretch, Kokoro and hibari speed factor.
     `fft_size`: STFT size (Griffin-Lim, phase vocoder) or analysis frame size (LPC), in samples.
     Kokoro: `espeak` is the espeak-ng voice its IPA comes from, `blend` the two styles mixed `mix` to 1 - `mix`.
+    hibari: `espeak` as for Kokoro; `noise_seed` fixes the noise it adds to every frame.
     LPC: `order`; phase vocoder: `rate`, the stretch it makes and undoes.
     """
 
@@ -188,6 +193,7 @@ class Voice:
     mix: float = 0.0
     order: int = 0
     rate: float = 0.0
+    noise_seed: int = 0
 
 
 class SynthesisError(RuntimeError):
@@ -204,6 +210,12 @@ def synthesize(voice: Voice, text: str) -> np.ndarray:
     if voice.attack == KOKORO:
         try:
             samples = kokoro.speak(text, voice.espeak, (voice.blend[0], voice.blend[1]), voice.mix, voice.speed)
+        except kokoro.KokoroError as error:
+            raise SynthesisError(f"{voice.attack} failed: {error}") from error
+        return _audible(samples, voice)
+    if voice.attack == HIBARI:
+        try:
+            samples = hibari_tts.speak(text, voice.espeak, voice.speed, voice.noise_seed)
         except kokoro.KokoroError as error:
             raise SynthesisError(f"{voice.attack} failed: {error}") from error
         return _audible(samples, voice)
@@ -338,6 +350,14 @@ def draw_voice(attack: str, language: str, rng: np.random.Generator) -> Voice:
             espeak=espeak_voice(language) or espeak_voice("en"),
             blend=(first, second),
             mix=mix,
+        )
+    if attack == HIBARI:
+        return Voice(
+            attack,
+            hibari_tts.VOICE,
+            speed=round(float(rng.uniform(*HIBARI_SPEED_RANGE)), 3),
+            espeak=espeak_voice(language) or espeak_voice("en"),
+            noise_seed=int(rng.integers(2**31)),
         )
     if attack == LPC:
         order, frame = int(rng.choice(LPC_ORDERS)), int(rng.choice(LPC_FRAME_SIZES))
