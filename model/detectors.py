@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import nn
 
 from model.whisper_encoder import ENCODER_STRIDE, encoder_lengths, pretrained_encoder
 
-ARCHITECTURES = ("cnn", "improved", "resnet_asp", "whisper_probe", "whisper_tuned")
+ARCHITECTURES = ("cnn", "improved", "resnet_asp", "whisper_probe")
 FROZEN_TRUNK_ARCHITECTURES = ("whisper_probe",)  # trained head-only on pooled embeddings (training.probe)
 ATTENTION_HIDDEN = 128  # resnet_asp: width of the layer that scores each frame for attentive pooling
 
@@ -42,7 +41,6 @@ class ModelConfig:
     # whisper_probe only: input frames the encoder attends across (6 s, the scoring window); longer
     # input is encoded in consecutive blocks of this length, so a window never sees past its block.
     block_frames: int = 600
-    tuned_blocks: int = 2  # whisper_tuned only: the encoder's last blocks that train (tiny.en has 4)
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -287,30 +285,6 @@ class ResNetASPDetector(Detector):
         return self.head(self.pool(embedding, lengths)).squeeze(-1)
 
 
-def encode_in_blocks(
-    features: torch.Tensor,
-    lengths: torch.Tensor,
-    block: int,
-    encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A transformer trunk's (batch, dims, frames / 2) embedding, each `block` input frames encoded alone.
-
-    `encode` maps (clips, bins, frames) log-mel and lengths to (clips, frames / 2, dims). Longer input
-    becomes consecutive blocks, so a window never attends past its block (model.timeline aligns to them).
-    """
-    batch, bins, frames = features.shape
-    blocks = max(1, -(-frames // block))
-    if blocks > 1:  # (batch, bins, blocks * block) → (batch * blocks, bins, block), each encoded alone
-        features = nn.functional.pad(features, (0, blocks * block - frames))
-        features = features.view(batch, bins, blocks, block).permute(0, 2, 1, 3).reshape(-1, bins, block)
-    offsets = torch.arange(blocks, device=lengths.device) * block
-    block_lengths = (lengths[:, None] - offsets[None, :]).clamp(0, block).flatten()
-    # An empty block (a short clip beside long ones) is encoded as one frame, then masked.
-    embedding = encode(features, block_lengths.clamp(min=1))
-    embedding = embedding.reshape(batch, -1, embedding.shape[-1]).transpose(1, 2)  # (batch, dims, frames)
-    return embedding, encoder_lengths(lengths)  # blocks are full up to a clip's last: valid frames lead
-
-
 class WhisperProbeDetector(Detector):
     """Whisper tiny.en's encoder, frozen (model.whisper_encoder), probed by a small head.
 
@@ -335,12 +309,18 @@ class WhisperProbeDetector(Detector):
 
     def embed(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         encoder = pretrained_encoder(features.device)
-
-        def encode(mel: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return encoder(mel.float(), mel_lengths)[0]
-
-        return encode_in_blocks(features, lengths, self.block_frames, encode)
+        block = self.block_frames
+        batch, bins, frames = features.shape
+        blocks = max(1, -(-frames // block))
+        if blocks > 1:  # (batch, bins, blocks * block) → (batch * blocks, bins, block), each encoded alone
+            features = nn.functional.pad(features, (0, blocks * block - frames))
+            features = features.view(batch, bins, blocks, block).permute(0, 2, 1, 3).reshape(-1, bins, block)
+        offsets = torch.arange(blocks, device=lengths.device) * block
+        block_lengths = (lengths[:, None] - offsets[None, :]).clamp(0, block).flatten()
+        with torch.no_grad():  # an empty block (a short clip beside long ones) is encoded as one frame, then masked
+            embedding, _ = encoder(features.float(), block_lengths.clamp(min=1))
+        embedding = embedding.reshape(batch, -1, embedding.shape[-1]).transpose(1, 2)  # (batch, dims, frames)
+        return embedding, encoder_lengths(lengths)  # blocks are full up to a clip's last: valid frames lead
 
     def statistics(self, embedding: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Mean and std of every dimension over the valid frames: what the head reads, once standardised."""
@@ -352,48 +332,6 @@ class WhisperProbeDetector(Detector):
 
     def classify(self, embedding: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.classify_statistics(self.statistics(embedding, lengths))
-
-
-class WhisperTunedDetector(Detector):
-    """Whisper tiny.en's encoder with its last `tuned_blocks` blocks (and final norm) trained, the rest frozen.
-
-    The probe's next step: the literature's gains on unseen attacks come from adapting the pretrained
-    encoder, not only reading its output. The frozen blocks come from the package at load time; the
-    tuned copies, a LayerNorm over the pooled mean and std, and the head are the checkpoint's weights.
-    """
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        encoder = pretrained_encoder()
-        self.block_frames = config.block_frames
-        self.frozen_blocks = len(encoder.blocks) - config.tuned_blocks
-        if not 0 <= self.frozen_blocks < len(encoder.blocks):
-            raise ValueError(f"tuned_blocks must be 1 to {len(encoder.blocks)}, got {config.tuned_blocks}")
-        self.tuned = deepcopy(encoder.blocks[self.frozen_blocks :]).requires_grad_(True)
-        self.ln_post = deepcopy(encoder.ln_post).requires_grad_(True)
-        pooled = 2 * encoder.width
-        self.pooled_norm = nn.LayerNorm(pooled, elementwise_affine=False)
-        self.head = classifier_head(pooled, config)
-
-    @property
-    def time_stride(self) -> int:
-        return ENCODER_STRIDE
-
-    def embed(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        encoder = pretrained_encoder(features.device)
-
-        def encode(mel: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                hidden, padded, _ = encoder.hidden_states(mel.float(), mel_lengths, self.frozen_blocks)
-            for block in self.tuned:
-                hidden = block(hidden, padded)
-            return self.ln_post(hidden) * (~padded).unsqueeze(-1).to(hidden.dtype)
-
-        return encode_in_blocks(features, lengths, self.block_frames, encode)
-
-    def classify(self, embedding: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mean, std = masked_mean_std(embedding.float(), lengths)
-        return self.head(self.pooled_norm(torch.cat([mean, std], dim=1))).squeeze(-1)
 
 
 class EnsembleDetector(Detector):
@@ -467,6 +405,4 @@ def build_detector(config: ModelConfig) -> Detector:
         return ResNetASPDetector(config)
     if config.architecture == "whisper_probe":
         return WhisperProbeDetector(config)
-    if config.architecture == "whisper_tuned":
-        return WhisperTunedDetector(config)
     raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {ARCHITECTURES}")

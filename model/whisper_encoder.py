@@ -121,14 +121,6 @@ class WhisperEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder's output (batch, frames / 2, width), zero past each clip's valid frames, and their count."""
-        x, padded, valid = self.hidden_states(mel, lengths, len(self.blocks))
-        return self.ln_post(x) * (~padded).unsqueeze(-1).to(x.dtype), valid
-
-    def hidden_states(
-        self, mel: torch.Tensor, lengths: torch.Tensor, blocks: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The residual stream after the first `blocks` blocks (batch, frames / 2, width), the padded-frame
-        mask (batch, frames / 2) and the valid frame counts: where a detector that tunes the last blocks starts."""
         valid = encoder_lengths(lengths)
         in_mask = (torch.arange(mel.shape[-1], device=mel.device)[None, :] < lengths[:, None]).unsqueeze(1)
         x = nn.functional.gelu(self.conv1(mel * in_mask)) * in_mask
@@ -137,10 +129,11 @@ class WhisperEncoder(nn.Module):
         if frames > WHISPER_MAX_FRAMES:
             raise ValueError(f"Whisper's encoder takes at most 30 s ({WHISPER_MAX_FRAMES} frames), got {frames}")
         padded = torch.arange(frames, device=mel.device)[None, :] >= valid[:, None]
-        x = (x + self.positions[:frames]) * (~padded).unsqueeze(-1).to(x.dtype)
-        for block in self.blocks[:blocks]:
+        keep = (~padded).unsqueeze(-1).to(x.dtype)
+        x = (x + self.positions[:frames]) * keep
+        for block in self.blocks:
             x = block(x, padded)
-        return x, padded, valid
+        return self.ln_post(x) * keep, valid
 
 
 def encoder_lengths(lengths: torch.Tensor) -> torch.Tensor:
