@@ -50,7 +50,6 @@ from training.folds import (
 from training.manifest import read_manifest, relative_path, write_manifest
 from training.metrics import brier_score, equal_error_rate, expected_calibration_error, roc_auc
 from training.train import RECIPE_INDEPENDENT, TrainConfig, already_trained, pick_device, train_one
-from training.vocoded import GRIFFIN_LIM_VOCODER
 
 CLEAN, MP3, TELEPHONE = "clean", f"mp3_{MP3_BITRATE}", "telephone"
 CONDITIONS = (CLEAN, MP3, TELEPHONE)
@@ -180,9 +179,7 @@ def train_config(model: str, fold_dir: Path, args: argparse.Namespace, vocoded_c
         device=args.device,
         cache_dir=args.cache_dir,
         vocoded_dir=args.vocoded_dir,
-        # The fold's flag guards Griffin-Lim copies, which would leak a held-out griffin-lim family;
-        # neural-vocoder copies are a family no fold holds out.
-        vocoded_copies=config.vocoded_copies if vocoded_copies or config.vocoder != GRIFFIN_LIM_VOCODER else 0,
+        vocoded_copies=config.vocoded_copies if vocoded_copies else 0,
     )
 
 

@@ -54,7 +54,7 @@ from training.evaluate import evaluate_checkpoint
 from training.manifest import read_manifest
 from training.metrics import equal_error_rate, expected_calibration_error
 from training.plots import plot_history
-from training.vocoded import GRIFFIN_LIM_VOCODER, VOCODERS, vocoded_copies
+from training.vocoded import vocoded_copies
 
 MEMBERS_DIR = "members"
 SHORT_CROP_MIN_SECONDS = 0.5
@@ -94,7 +94,6 @@ class TrainConfig:
     members: int = 8
     vocoded_copies: int = 1
     vocoded_per_seed: bool = True
-    vocoder: str = GRIFFIN_LIM_VOCODER
     vocoded_dir: str = "data/cache/vocoded"
     augmented_copies: int = 0
     augmented_dir: str = "data/cache/augmented"
@@ -128,10 +127,8 @@ HELP = {
     "ema_decay": "keep an exponential moving average of the weights per step and select/ship it (0 = off)",
     "mixup_alpha": "blend training clips and their labels in pairs, weights ~ Beta(a, a) (e.g. 0.2; 0 = off)",
     "members": "train this many seeds (seed, seed+1, ...) into out/members/ and ship their averaged logits",
-    "vocoded_copies": "add this many vocoded copies of every real training clip as fakes (0 = off)",
+    "vocoded_copies": "add this many Griffin-Lim vocoded copies of every real training clip as fakes (0 = off)",
     "vocoded_per_seed": "each seed draws its own vocoded copies (vocoder settings, channel); off: all share seed 0's",
-    "vocoder": f"vocoder of the copies: {' or '.join(VOCODERS)} (a small network trained first on the split's own "
-    "real clips, about 15 min on 2 CPU cores, cached)",
     "vocoded_dir": "folder for the vocoded copies, made once and reused",
     "augmented_copies": "make this many augmented variants (codecs, noise, RawBoost...) of every training clip, "
     "both classes; each epoch reads one of a clip's versions (0 = off)",
@@ -268,13 +265,7 @@ def read_training_splits(config: TrainConfig, feature_config: FeatureConfig) -> 
     splits, cache = read_splits(config, feature_config)
     if config.vocoded_copies:
         draw = config.seed if config.vocoded_per_seed else 0
-        make = partial(
-            vocoded_copies,
-            copies=config.vocoded_copies,
-            directory=Path(config.vocoded_dir),
-            seed=draw,
-            vocoder=config.vocoder,
-        )
+        make = partial(vocoded_copies, copies=config.vocoded_copies, directory=Path(config.vocoded_dir), seed=draw)
         copies = distributed.share_first(make, splits["train"])
         cache.fill([r.path for r in copies], description="log-mel features of the copies")
         splits["train"] += copies

@@ -14,16 +14,7 @@ import soundfile as sf
 from model.checkpoint import WEIGHTS_FILE
 from tests.training.conftest import toy_clip
 from training.folds import speaker_key
-from training.heldout import (
-    CONDITIONS,
-    DEFAULT_MODELS,
-    RESULT_FILE,
-    TRAINED_ON,
-    main,
-    model_epochs,
-    parse_args,
-    train_config,
-)
+from training.heldout import CONDITIONS, DEFAULT_MODELS, RESULT_FILE, TRAINED_ON, main, model_epochs, parse_args
 from training.manifest import ManifestRow, read_manifest, write_manifest
 
 RECIPE = DEFAULT_MODELS[0]
@@ -268,12 +259,3 @@ def test_cli_help_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_fold_names_are_refused(family_manifest: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown fold"):
         main(arguments(family_manifest, tmp_path, "--folds", "fake-nothing"))
-
-
-@pytest.mark.parametrize(("vocoder", "copies_in_griffin_lim_fold"), [("griffin-lim", 0), ("neural", 1)])
-def test_only_griffin_lim_copies_are_kept_out_of_the_griffin_lim_fold(
-    vocoder: str, copies_in_griffin_lim_fold: int, tmp_path: Path
-) -> None:
-    args = parse_args(["--set", f"vocoder={vocoder}"])
-    assert train_config(RECIPE, tmp_path, args, vocoded_copies=True).vocoded_copies == 1
-    assert train_config(RECIPE, tmp_path, args, vocoded_copies=False).vocoded_copies == copies_in_griffin_lim_fold

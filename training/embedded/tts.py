@@ -63,11 +63,8 @@ KOKORO = "kokoro"
 HIBARI = "hibari"
 LPC = "lpc"
 PHASE_VOCODER = "phase-vocoder"
-# training.vocoded's copies of the training reals: Griffin-Lim, so of the griffin-lim family, or
-# training.neural_vocoder's, a family of their own that no embedded attack shares.
+# training.vocoded's copies of the training reals: Griffin-Lim, so of the griffin-lim family.
 VOCODED_COPY = "vocoded-copy"
-NEURAL_VOCODED_COPY = "neural-vocoded-copy"
-NEURAL_VOCODER_FAMILY = "neural-vocoder"
 
 # espeak-ng voice per language code of the real data; languages without a voice get only copy synthesis.
 ESPEAK_VOICES = {
@@ -157,10 +154,7 @@ ATTACKS = tuple(ENGINES)
 TTS_ATTACKS = tuple(a for a, e in ENGINES.items() if e.languages is not None)
 COPY_SYNTHESIS = tuple(a for a, e in ENGINES.items() if e.languages is None)
 # Fakes made outside the embedded dataset's plan, which still need a family.
-DERIVED_ENGINES = {
-    VOCODED_COPY: Engine(VOCODED_COPY, GRIFFIN_LIM_FAMILY, "torchaudio", None),
-    NEURAL_VOCODED_COPY: Engine(NEURAL_VOCODED_COPY, NEURAL_VOCODER_FAMILY, "torch", None),
-}
+DERIVED_ENGINES = {VOCODED_COPY: Engine(VOCODED_COPY, GRIFFIN_LIM_FAMILY, "torchaudio", None)}
 
 
 def engines_for(language: str) -> list[str]:
