@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model.audio import decode_audio
-from model.detectors import ModelConfig, build_detector
+from model.detectors import ModelConfig, build_detector, classifier_head
 from model.features import FeatureConfig
 from training.codecs import reencode_mp3, reencode_poor, reencode_telephone
 from training.dataset import FeatureCache
@@ -159,15 +159,24 @@ class Row:
     is_real: bool = False
 
 
+def manifest_rows() -> list:
+    """The manifest's rows with absolute paths, as training.heldout reads them."""
+    return [dataclasses.replace(r, path=r.path.absolute()) for r in read_manifest(Path(TrainConfig.manifest))]
+
+
+def select(vectors: torch.Tensor, index: dict[Path, int], paths: list) -> torch.Tensor:
+    return vectors[[index[Path(p)] for p in paths]]
+
+
 def train_head(x_tr, y_tr, x_dev, y_dev, seed, epochs=30):
+    """train_probe's loop (training/probe.py) on bare vectors: its head, optimiser, schedule and early stop."""
     torch.manual_seed(seed)
+    config = TrainConfig()
     mean, scale = x_tr.mean(0), x_tr.std(0).clamp(min=1e-4)
     norm = lambda x: (x - mean) / scale  # noqa: E731
-    head = torch.nn.Sequential(
-        torch.nn.Linear(x_tr.shape[1], 64), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(64, 1)
-    )
-    opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-2)
-    steps = -(-len(x_tr) // 32)
+    head = classifier_head(x_tr.shape[1], ModelConfig(architecture="whisper_probe"))
+    opt = torch.optim.AdamW(head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps = -(-len(x_tr) // config.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
     pw = balanced_real_weight(float(y_tr.mean()))
     gen = torch.Generator().manual_seed(seed)
@@ -175,7 +184,7 @@ def train_head(x_tr, y_tr, x_dev, y_dev, seed, epochs=30):
     xt, xd = norm(x_tr), norm(x_dev)
     for _ in range(epochs):
         head.train()
-        for b in torch.randperm(len(xt), generator=gen).split(32):
+        for b in torch.randperm(len(xt), generator=gen).split(config.batch_size):
             loss = functional.binary_cross_entropy_with_logits(head(xt[b]).squeeze(-1), y_tr[b], pos_weight=pw)
             opt.zero_grad()
             loss.backward()
@@ -196,7 +205,7 @@ def train_head(x_tr, y_tr, x_dev, y_dev, seed, epochs=30):
 def in_domain(seeds: int) -> None:
     """Whisper alone and beside CREPE's embedding, trained on the whole training split (+ copies),
     early-stopped on dev as v4.1 was: dev EER clean and through the poor channel. Test is not read."""
-    rows = [dataclasses.replace(r, path=r.path.absolute()) for r in read_manifest(Path(TrainConfig.manifest))]
+    rows = manifest_rows()
     train, dev = ([r for r in rows if r.split == name] for name in ("train", "dev"))
     train += vocoded_copies(train, 1, Path(TrainConfig.vocoded_dir), seed=0)
     poor = [reencode_poor(r.path, Path("data/cache/mp3")) for r in dev]
@@ -205,14 +214,11 @@ def in_domain(seeds: int) -> None:
     whisper, crepe = whisper_vectors(paths), encoder_vectors("crepe", paths)[:, :512]
     y_train, y_dev = (torch.tensor([float(r.is_real) for r in split]) for split in (train, dev))
     for name, x in (("whisper", whisper), ("whisper+crepeemb", torch.nan_to_num(torch.cat([whisper, crepe], 1)))):
-
-        def sel(ps, x=x):
-            return x[[index[p] for p in ps]]
-
+        x_train, x_dev = (select(x, index, [r.path for r in split]) for split in (train, dev))
         eers = []
         for seed in range(seeds):
-            score, dev_eer = train_head(sel([r.path for r in train]), y_train, sel([r.path for r in dev]), y_dev, seed)
-            eers.append((dev_eer, equal_error_rate(score(sel(poor)), y_dev.numpy().astype(bool))[0]))
+            score, dev_eer = train_head(x_train, y_train, x_dev, y_dev, seed)
+            eers.append((dev_eer, equal_error_rate(score(select(x, index, poor)), y_dev.numpy().astype(bool))[0]))
         clean, channel = np.mean(eers, axis=0)
         print(f"{name}: dev EER {clean:.1%} clean, {channel:.1%} poor channel (seeds {eers})", flush=True)
 
@@ -228,8 +234,7 @@ def main():
     torch.set_num_threads(2)
     if args.in_domain:
         return in_domain(args.seeds)
-    manifest = Path(TrainConfig.manifest)
-    rows = [dataclasses.replace(r, path=r.path.absolute()) for r in read_manifest(manifest)]
+    rows = manifest_rows()
     fold_set = plan_folds(rows, DEFAULT_MIN_EVAL_CLIPS, 500, EMBEDDED_FOLD_GROUPS)
     plans = [p for p in fold_set.folds if not args.folds or p.name in args.folds.split(",")]
     config = TrainConfig()
@@ -252,9 +257,8 @@ def main():
     index = {p: i for i, p in enumerate(paths)}
     print(f"{len(paths)} distinct clips", flush=True)
     parts = {"crepef0", "crepeemb"}  # slices of the crepe vector: its F0 statistics, its embedding
-    kinds = sorted({k for s in args.sets.split(",") for k in s.split("+")} - parts)
-    if parts & {k for s in args.sets.split(",") for k in s.split("+")}:
-        kinds = sorted({*kinds, "crepe"})
+    named = {k for s in args.sets.split(",") for k in s.split("+")}
+    kinds = sorted((named - parts) | ({"crepe"} if named & parts else set()))
     vectors = {}
     for kind in kinds:
         t = time.time()
@@ -269,7 +273,7 @@ def main():
         x_all = torch.nan_to_num(x_all)
         result[fs] = {}
         for plan, train, conds in fold_data:
-            sel = lambda ps, x=x_all: x[[index[Path(p)] for p in ps]]  # noqa: E731
+            sel = lambda ps, x=x_all: select(x, index, ps)  # noqa: E731
             x_tr = sel([r.path for r in train])
             y_tr = torch.tensor([float(r.is_real) for r in train])
             x_dev = sel([r.path for r in plan.dev])
