@@ -17,10 +17,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from model import pitch_encoder, whisper_encoder
+from model.features import SAMPLE_ROWS_MELS, WHISPER_HOP_LENGTH, WHISPER_LOG_MEL_SAMPLES
 from model.whisper_encoder import ENCODER_STRIDE, encoder_lengths, pretrained_encoder
 
-ARCHITECTURES = ("cnn", "improved", "resnet_asp", "whisper_probe")
-FROZEN_TRUNK_ARCHITECTURES = ("whisper_probe",)  # trained head-only on pooled embeddings (training.probe)
+ARCHITECTURES = ("cnn", "improved", "resnet_asp", "whisper_probe", "whisper_pitch_probe")
+# Trained head-only on pooled embeddings (training.probe).
+FROZEN_TRUNK_ARCHITECTURES = ("whisper_probe", "whisper_pitch_probe")
+# Architectures that read more than a spectrogram, and the front end (model.features) that feeds them.
+REQUIRED_FRONT_ENDS = {"whisper_pitch_probe": WHISPER_LOG_MEL_SAMPLES}
+PITCH_FRAMES_PER_ENCODER_FRAME = pitch_encoder.FRAME_HOP // (ENCODER_STRIDE * WHISPER_HOP_LENGTH)
 ATTENTION_HIDDEN = 128  # resnet_asp: width of the layer that scores each frame for attentive pooling
 
 
@@ -298,10 +304,15 @@ class WhisperProbeDetector(Detector):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.block_frames = config.block_frames
-        pooled = 2 * pretrained_encoder().width
+        pooled = 2 * self.embedding_width()
         self.register_buffer("pooled_mean", torch.zeros(pooled))
         self.register_buffer("pooled_scale", torch.ones(pooled))
         self.head = classifier_head(pooled, config)
+
+    frozen_weights = whisper_encoder.WEIGHTS_SHA256  # names the trunk in caches of its pooled output
+
+    def embedding_width(self) -> int:
+        return pretrained_encoder().width
 
     @property
     def time_stride(self) -> int:
@@ -309,17 +320,10 @@ class WhisperProbeDetector(Detector):
 
     def embed(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         encoder = pretrained_encoder(features.device)
-        block = self.block_frames
-        batch, bins, frames = features.shape
-        blocks = max(1, -(-frames // block))
-        if blocks > 1:  # (batch, bins, blocks * block) → (batch * blocks, bins, block), each encoded alone
-            features = nn.functional.pad(features, (0, blocks * block - frames))
-            features = features.view(batch, bins, blocks, block).permute(0, 2, 1, 3).reshape(-1, bins, block)
-        offsets = torch.arange(blocks, device=lengths.device) * block
-        block_lengths = (lengths[:, None] - offsets[None, :]).clamp(0, block).flatten()
+        blocked, block_lengths = split_blocks(features, lengths, self.block_frames)
         with torch.no_grad():  # an empty block (a short clip beside long ones) is encoded as one frame, then masked
-            embedding, _ = encoder(features.float(), block_lengths.clamp(min=1))
-        embedding = embedding.reshape(batch, -1, embedding.shape[-1]).transpose(1, 2)  # (batch, dims, frames)
+            embedding, _ = encoder(blocked.float(), block_lengths.clamp(min=1))
+        embedding = embedding.reshape(len(features), -1, embedding.shape[-1]).transpose(1, 2)  # (batch, dims, frames)
         return embedding, encoder_lengths(lengths)  # blocks are full up to a clip's last: valid frames lead
 
     def statistics(self, embedding: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -332,6 +336,54 @@ class WhisperProbeDetector(Detector):
 
     def classify(self, embedding: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.classify_statistics(self.statistics(embedding, lengths))
+
+
+def split_blocks(features: torch.Tensor, lengths: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, rows, frames) → (batch * blocks, rows, block) consecutive blocks, each to be encoded alone,
+    and each block's valid frames (0 for a block past a short clip's end). Input within one block stays whole."""
+    batch, rows, frames = features.shape
+    blocks = max(1, -(-frames // block))
+    if blocks > 1:
+        features = nn.functional.pad(features, (0, blocks * block - frames))
+        features = features.view(batch, rows, blocks, block).permute(0, 2, 1, 3).reshape(-1, rows, block)
+    offsets = torch.arange(blocks, device=lengths.device) * block
+    return features, (lengths[:, None] - offsets[None, :]).clamp(0, block).flatten()
+
+
+class WhisperPitchProbeDetector(WhisperProbeDetector):
+    """The Whisper probe with CREPE tiny's pitch embedding (model.pitch_encoder) beside the encoder's output.
+
+    Reads the whisper_log_mel_samples front end: the log-mel rows go to Whisper, the sample rows
+    are joined back into audio for CREPE. Both trunks see the same blocks of `block_frames`, so a
+    window's embedding does not depend on audio outside its block. CREPE's frames (every 40 ms)
+    are repeated to Whisper's 20 ms frames; the head pools and classifies the 640 dims together.
+    """
+
+    frozen_weights = f"{whisper_encoder.WEIGHTS_SHA256}+{pitch_encoder.WEIGHTS_SHA256}"
+
+    def embedding_width(self) -> int:
+        return super().embedding_width() + pitch_encoder.EMBEDDING_WIDTH
+
+    def embed(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if features.shape[1] != SAMPLE_ROWS_MELS + WHISPER_HOP_LENGTH:
+            raise ValueError(
+                f"whisper_pitch_probe reads the {WHISPER_LOG_MEL_SAMPLES} front end "
+                f"({SAMPLE_ROWS_MELS + WHISPER_HOP_LENGTH} rows), got {features.shape[1]} rows"
+            )
+        speech, frame_lengths = super().embed(features[:, :SAMPLE_ROWS_MELS], lengths)
+        pitch = self.pitch_embedding(features[:, SAMPLE_ROWS_MELS:], lengths)
+        return torch.cat([speech, pitch[..., : speech.shape[-1]]], dim=1), frame_lengths
+
+    def pitch_embedding(self, samples: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, 256, encoder frames) CREPE embeddings of each block's audio (zero past a clip's end)."""
+        blocked, block_lengths = split_blocks(samples, lengths, self.block_frames)
+        blocked = blocked.float() * time_mask(block_lengths, blocked.shape[-1])[:, None, :]  # padding reads as silence
+        audio = blocked.transpose(1, 2).flatten(1)  # (batch * blocks, samples): the rows were hop-long slices
+        frames = pitch_encoder.frame_audio(audio)  # (batch * blocks, pitch frames, 1024)
+        with torch.no_grad():
+            embedding = pitch_encoder.pretrained_pitch_encoder(samples.device)(frames.flatten(0, 1))
+        embedding = embedding.view(len(samples), -1, pitch_encoder.EMBEDDING_WIDTH)
+        return embedding.repeat_interleave(PITCH_FRAMES_PER_ENCODER_FRAME, dim=1).transpose(1, 2)
 
 
 class EnsembleDetector(Detector):
@@ -405,4 +457,6 @@ def build_detector(config: ModelConfig) -> Detector:
         return ResNetASPDetector(config)
     if config.architecture == "whisper_probe":
         return WhisperProbeDetector(config)
+    if config.architecture == "whisper_pitch_probe":
+        return WhisperPitchProbeDetector(config)
     raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {ARCHITECTURES}")

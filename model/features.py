@@ -5,15 +5,19 @@ and `check_compatible` refuses a checkpoint whose features this code would compu
 differently (other parameters, or a changed extractor: a reference signal's features are
 stored at training time and recomputed at load time).
 
-`extractor` names the front end. All three frame the audio as Whisper does (400-sample Hann
-window, 160-sample hop: 100 frames per second, `samples // 160` of them), share the level
-normalisation and keep the clip's top 80 dB on Whisper's (log10 + 4) / 4 scale, so a front end
-changes only the frequency axis the detector sees:
+`extractor` names the front end. Each frames the audio as Whisper does (400-sample Hann
+window, 160-sample hop: 100 frames per second, `samples // 160` of them) after the same level
+normalisation, and its spectral rows keep the clip's top 80 dB on Whisper's (log10 + 4) / 4
+scale, so a front end changes only the frequency axis the detector sees (or adds the samples):
 
 - whisper_log_mel: Whisper's log-mel, 80 (or 128) mel bands; what every checkpoint so far uses.
 - linear_log_spec: the same power spectrum pooled into 80 (or 128) equal-width bands up to 8 kHz.
 - lfcc: 20 LFCCs over 20 linear filters plus deltas and double deltas (60 rows), as in the
   ASVspoof baselines.
+- whisper_log_mel_samples: Whisper's 80-band log-mel with the (level-normalised) audio itself
+  below it, each frame's 160 samples as 160 more rows, for a detector that also reads the raw
+  waveform (whisper_pitch_probe). Windows, padding, batching and the timeline then cut both
+  alike, through the one path every detector uses.
 
 Müller et al. (2022, "Does audio deepfake detection generalize?") found linear-frequency front
 ends generalised to in-the-wild audio much better than mel ones: the mel scale spends its
@@ -41,6 +45,7 @@ from model.vad import MIN_SPEECH_SECONDS, SpeechSpan, find_speech, speech_second
 WHISPER_LOG_MEL = "whisper_log_mel"
 LINEAR_LOG_SPEC = "linear_log_spec"
 LFCC = "lfcc"
+WHISPER_LOG_MEL_SAMPLES = "whisper_log_mel_samples"
 EXTRACTOR_NAME = WHISPER_LOG_MEL  # the default front end
 WHISPER_N_FFT = whisper.audio.N_FFT
 WHISPER_HOP_LENGTH = whisper.audio.HOP_LENGTH
@@ -63,6 +68,7 @@ LFCC_FILTERS = 20
 LFCC_COEFFICIENTS = 20
 LFCC_DELTA_WINDOW = 5  # frames (±2), torchaudio's default and the usual HTK regression window
 LFCC_ROWS = 3 * LFCC_COEFFICIENTS
+SAMPLE_ROWS_MELS = 80  # whisper_log_mel_samples: its log-mel rows, then hop_length rows of samples
 DEFAULT_WINDOW_SECONDS = 6.0
 REFERENCE_SEED = 1234
 REFERENCE_SECONDS = 1.0
@@ -249,6 +255,14 @@ def lfcc(audio: torch.Tensor, bins: int) -> torch.Tensor:
     return torch.cat([cepstra, deltas, double_deltas])[:, :-1]  # validate pins bins to LFCC_ROWS
 
 
+def whisper_log_mel_samples(audio: torch.Tensor, bins: int) -> torch.Tensor:
+    """(80 + 160, frames): the log-mel, then frame t's samples 160t..160t+159 as column t of 160 rows."""
+    mel = whisper_log_mel(audio, SAMPLE_ROWS_MELS)
+    frames = mel.shape[-1]
+    samples = audio[: frames * WHISPER_HOP_LENGTH].reshape(frames, WHISPER_HOP_LENGTH).T
+    return torch.cat([mel, samples])
+
+
 @dataclass(frozen=True)
 class FrontEnd:
     """A feature extractor: (samples,) float32 audio and a row count → (rows, samples // hop)."""
@@ -261,6 +275,7 @@ FRONT_ENDS = {
     WHISPER_LOG_MEL: FrontEnd(whisper_log_mel, SUPPORTED_N_MELS),
     LINEAR_LOG_SPEC: FrontEnd(linear_log_spec, LINEAR_BANDS),
     LFCC: FrontEnd(lfcc, (LFCC_ROWS,)),
+    WHISPER_LOG_MEL_SAMPLES: FrontEnd(whisper_log_mel_samples, (SAMPLE_ROWS_MELS + WHISPER_HOP_LENGTH,)),
 }
 
 

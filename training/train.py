@@ -33,7 +33,14 @@ from model.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from model.detectors import ARCHITECTURES, FROZEN_TRUNK_ARCHITECTURES, Detector, ModelConfig, build_detector
+from model.detectors import (
+    ARCHITECTURES,
+    FROZEN_TRUNK_ARCHITECTURES,
+    REQUIRED_FRONT_ENDS,
+    Detector,
+    ModelConfig,
+    build_detector,
+)
 from model.features import EXTRACTOR_NAME, FRONT_ENDS, FeatureConfig
 from training import distributed
 from training.augment import augmented_copies
@@ -99,13 +106,24 @@ class TrainConfig:
     augmented_dir: str = "data/cache/augmented"
     mixed_precision: bool = True
 
+    def feature_config(self) -> FeatureConfig:
+        """The run's front end: --front-end, or the one its architecture reads (REQUIRED_FRONT_ENDS)."""
+        front_end = REQUIRED_FRONT_ENDS.get(self.architecture, self.front_end)
+        if self.front_end not in (EXTRACTOR_NAME, front_end):
+            raise SystemExit(
+                f"--architecture {self.architecture} reads the {front_end} front end, not {self.front_end}"
+            )
+        return FeatureConfig.for_front_end(front_end, self.vad_trim)
+
 
 HELP = {
     "manifest": "manifest CSV (path,label[,split,...]) with train/dev/test splits",
     "out": "run folder for the checkpoint, metrics and plots",
     "architecture": f"detector: {' or '.join(ARCHITECTURES)} (improved = the seed's baseline; whisper_probe = a head "
-    "on Whisper tiny.en's frozen encoder, trained on cached embeddings in minutes: use --members 1 --epochs 30)",
-    "front_end": f"input features: {' or '.join(FRONT_ENDS)} (model.features; its default row count)",
+    "on Whisper tiny.en's frozen encoder, trained on cached embeddings in minutes: use --members 1 --epochs 30; "
+    "whisper_pitch_probe = the same with CREPE tiny's pitch embedding beside it)",
+    "front_end": f"input features: {' or '.join(FRONT_ENDS)} (model.features; its default row count); "
+    "whisper_pitch_probe reads whisper_log_mel_samples whatever this says",
     "vad_trim": "cut every clip to its speech (Silero VAD, model.vad) in training and serving",
     "channels": "CNN block widths, comma-separated (one 2x2 pooling per block)",
     "epochs": "most epochs to train",
@@ -308,7 +326,7 @@ def train_one(config: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     # Data: the manifest's splits, features through the shared extractor, cached on disk.
-    feature_config = FeatureConfig.for_front_end(config.front_end, config.vad_trim)
+    feature_config = config.feature_config()
     splits, cache = read_training_splits(config, feature_config)
     versions: list[list[Path]] = []
     if config.augmented_copies:  # one set of variants for every seed; each draws its own version per epoch
@@ -481,7 +499,7 @@ def train_ensemble(config: TrainConfig) -> dict:
         member_dirs.append(member_dir)
 
     members = [load_checkpoint(d) for d in member_dirs]
-    feature_config = FeatureConfig.for_front_end(config.front_end, config.vad_trim)
+    feature_config = config.feature_config()
     model_config = dataclasses.replace(ModelConfig.load(member_dirs[0] / MODEL_CONFIG_FILE), members=len(members))
     ensemble = build_detector(model_config)
     for target, (member, _, _) in zip(ensemble.members, members, strict=True):

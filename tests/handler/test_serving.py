@@ -16,13 +16,13 @@ import torch
 
 from model.calibration import CALIBRATED_THRESHOLD, Calibration
 from model.checkpoint import METADATA_FILE, save_checkpoint
-from model.detectors import ModelConfig, build_detector
-from model.features import FeatureConfig
+from model.detectors import FROZEN_TRUNK_ARCHITECTURES, ModelConfig, build_detector
 from model.inference import AudioDetector
 from scripts import manage
 from scripts.archive import ServingSettings
 from tests.audio_fixtures import corrupt_audio, nan_wav, speech_like, speech_wav, wav_bytes
 from tests.conftest import TorchServeFixture
+from training.train import TrainConfig
 
 pytestmark = pytest.mark.integration
 TOLERANCE = 1e-5
@@ -30,7 +30,7 @@ TOLERANCE = 1e-5
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 BATCHING_VERSION = "1.0-batching"
 CALIBRATED_VERSION = "1.0-calibrated"
-WHISPER_PROBE_VERSION = "1.0-whisper-probe"
+PROBE_VERSION = "1.0"
 CALIBRATION = Calibration(scale=3.0, bias=1.5)  # far enough from the identity that skipping it would show
 BATCH_SIZE = 4
 MAX_BATCH_DELAY_MS = 5000
@@ -98,18 +98,24 @@ def test_served_prediction_of_a_calibrated_model_equals_offline_calibrated_scori
     assert abs(body["prediction"] - offline.score_audio(audio).probability_real) > 1e-3  # it was applied
 
 
-def test_served_whisper_probe_equals_offline_scoring(torchserve: TorchServeFixture, tmp_path: Path) -> None:
-    """The pretrained-encoder detector: the archive holds its head, the worker reads the encoder from its package."""
+@pytest.mark.parametrize("architecture", FROZEN_TRUNK_ARCHITECTURES)
+def test_served_frozen_trunk_probe_equals_offline_scoring(
+    torchserve: TorchServeFixture, tmp_path: Path, architecture: str
+) -> None:
+    """The pretrained-encoder detectors: the archive holds the head, the worker reads the encoders from their
+    packages, and the pitch probe's samples front end goes through the same decode, windows and timeline."""
     torch.manual_seed(2)
-    config = ModelConfig(architecture="whisper_probe")
+    feature_config = TrainConfig(architecture=architecture).feature_config()
+    config = ModelConfig(architecture=architecture, n_mels=feature_config.n_mels)
     detector = build_detector(config)
     with torch.no_grad():  # a standardisation far from the identity, so skipping it would show
         detector.pooled_mean.normal_()
         detector.pooled_scale.uniform_(0.5, 2.0)
-    checkpoint = tmp_path / "whisper-probe"
-    save_checkpoint(checkpoint, detector, config, FeatureConfig(), {"version": WHISPER_PROBE_VERSION})
+    checkpoint = tmp_path / architecture
+    version = f"{PROBE_VERSION}-{architecture.replace('_', '-')}"
+    save_checkpoint(checkpoint, detector, config, feature_config, {"version": version})
     audio = speech_wav(13.0, seed=7)  # three windows: the encoder's 6 s blocks and the timeline
-    reply, archive = serve_once(torchserve, WHISPER_PROBE_VERSION, checkpoint, audio)
+    reply, archive = serve_once(torchserve, version, checkpoint, audio)
     assert archive.stat().st_size < 5_000_000  # the encoder is not copied into the archive
     assert reply.status_code == 200, reply.text
     body = reply.json()

@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from model.detectors import REQUIRED_FRONT_ENDS
+from model.features import EXTRACTOR_NAME, FeatureConfig
 from model.signals import speech_like
 
 FFMPEG_CODECS = {"mp3": ["-c:a", "libmp3lame", "-b:a", "128k"], "m4a": ["-c:a", "aac", "-b:a", "128k"],
@@ -26,6 +28,11 @@ def perturb_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-1, 1)
     return model.eval()
+
+
+def feature_rows(architecture: str) -> int:
+    """The height of the features an architecture reads (the whisper_pitch_probe also reads the samples)."""
+    return FeatureConfig.for_front_end(REQUIRED_FRONT_ENDS.get(architecture, EXTRACTOR_NAME)).n_mels
 
 
 def voiced(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.detectors import ARCHITECTURES, ModelConfig, build_detector
-from tests.model.conftest import perturb_batch_norms
+from tests.model.conftest import feature_rows, perturb_batch_norms
 
 
 def perturbed(architecture: str):
@@ -18,7 +18,7 @@ def perturbed(architecture: str):
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_output_is_a_probability_per_clip(architecture: str) -> None:
     model = perturbed(architecture)
-    probabilities = model(torch.randn(4, 80, 120), torch.tensor([120, 90, 33, 10]))
+    probabilities = model(torch.randn(4, feature_rows(architecture), 120), torch.tensor([120, 90, 33, 10]))
     assert probabilities.shape == (4,)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
@@ -27,7 +27,7 @@ def test_output_is_a_probability_per_clip(architecture: str) -> None:
 def test_score_is_independent_of_batch_mates(architecture: str) -> None:
     model = perturbed(architecture)
     lengths = torch.tensor([301, 137, 45, 11])
-    features = torch.randn(4, 80, 301)
+    features = torch.randn(4, feature_rows(architecture), 301)
     with torch.no_grad():
         together = model(features, lengths)
         alone = torch.stack([model(features[i : i + 1, :, : lengths[i]], lengths[i : i + 1])[0] for i in range(4)])
@@ -37,7 +37,7 @@ def test_score_is_independent_of_batch_mates(architecture: str) -> None:
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_padding_content_is_ignored(architecture: str) -> None:
     model = perturbed(architecture)
-    features = torch.randn(1, 80, 200)
+    features = torch.randn(1, feature_rows(architecture), 200)
     garbage = features.clone()
     garbage[:, :, 150:] = 99.0
     lengths = torch.tensor([150])

@@ -28,6 +28,7 @@ from model.features import (
     LFCC_ROWS,
     LINEAR_LOG_SPEC,
     WHISPER_LOG_MEL,
+    WHISPER_LOG_MEL_SAMPLES,
     AudioFeatureExtractor,
     FeatureConfig,
     FeatureConfigMismatch,
@@ -42,7 +43,7 @@ from model.inference import AudioDetector
 from tests.model.conftest import voiced
 
 NAMES = tuple(FRONT_ENDS)
-DEFAULT_ROWS = {WHISPER_LOG_MEL: 80, LINEAR_LOG_SPEC: 80, LFCC: 60}
+DEFAULT_ROWS = {WHISPER_LOG_MEL: 80, LINEAR_LOG_SPEC: 80, LFCC: 60, WHISPER_LOG_MEL_SAMPLES: 240}
 LEVEL_TOLERANCE = 1e-4
 
 
@@ -205,6 +206,17 @@ def test_linear_front_end_resolves_high_frequencies_that_mel_blurs() -> None:
 
     assert peaks(LINEAR_LOG_SPEC) == 2
     assert peaks(WHISPER_LOG_MEL) == 1
+
+
+def test_the_samples_front_end_is_the_log_mel_above_the_level_normalised_audio() -> None:
+    audio = speech(1.2345, seed=2)
+    config = FeatureConfig.for_front_end(WHISPER_LOG_MEL_SAMPLES)
+    features = AudioFeatureExtractor(config)(audio)
+    frames = len(audio) // 160
+    torch.testing.assert_close(features[:80], AudioFeatureExtractor(FeatureConfig())(audio), atol=0, rtol=0)
+    # Column t holds samples 160t..160t+159: read column by column, the rows give back the audio.
+    expected = normalize_level(audio, config.target_level_dbfs)[: frames * 160]
+    np.testing.assert_array_equal(features[80:].T.reshape(-1).numpy(), expected)
 
 
 def test_lfcc_rows_are_torchaudio_coefficients_then_deltas_then_double_deltas() -> None:

@@ -14,7 +14,7 @@ from model.detectors import ARCHITECTURES, Detector, ModelConfig, build_detector
 from model.features import FeatureConfig, pad_batch
 from model.inference import AudioDetector
 from model.timeline import SEGMENT_SECONDS, centred_window, embed_clips, plan_chunks, segment_spans
-from tests.model.conftest import perturb_batch_norms, voiced
+from tests.model.conftest import feature_rows, perturb_batch_norms, voiced
 
 TOLERANCE = 1e-5
 RATE = 16_000
@@ -36,12 +36,13 @@ def test_inference_copy_gives_the_trained_modules_logits(config: ModelConfig) ->
     norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     fast = inference_copy(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
-    features, lengths = torch.randn(3, 80, 640), torch.tensor([640, 300, 12])
+    rows = feature_rows(config.architecture)
+    features, lengths = torch.randn(3, rows, 640), torch.tensor([640, 300, 12])
     with torch.inference_mode():
         torch.testing.assert_close(
             fast.logits(features, lengths), model.logits(features, lengths), atol=TOLERANCE, rtol=0
         )
-        whole = torch.randn(2, 80, 640), torch.tensor([640, 640])  # no padding: the mask-free path
+        whole = torch.randn(2, rows, 640), torch.tensor([640, 640])  # no padding: the mask-free path
         torch.testing.assert_close(fast.logits(*whole), model.logits(*whole), atol=TOLERANCE, rtol=0)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == norms  # the original is untouched
 
@@ -49,7 +50,8 @@ def test_inference_copy_gives_the_trained_modules_logits(config: ModelConfig) ->
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.architecture}-m{c.members}-nb{c.normalize_bands}")
 def test_chunked_embedding_equals_one_pass_over_the_clip(config: ModelConfig) -> None:
     model = inference_copy(perturbed(config))
-    clips = [torch.randn(80, 3001), torch.randn(80, 250)]  # odd length: the last chunk is ragged
+    rows = feature_rows(config.architecture)
+    clips = [torch.randn(rows, 3001), torch.randn(rows, 250)]  # odd length: the last chunk is ragged
     with torch.inference_mode():
         chunked = embed_clips(model, clips, chunk_frames=512, margin_frames=256)
         whole = embed_clips(model, clips, chunk_frames=10_000, margin_frames=256)

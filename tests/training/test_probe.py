@@ -11,8 +11,7 @@ import torch
 
 from model.audio import decode_audio
 from model.checkpoint import WEIGHTS_FILE, load_checkpoint
-from model.detectors import WhisperProbeDetector
-from model.features import FeatureConfig
+from model.detectors import WhisperPitchProbeDetector, WhisperProbeDetector
 from model.inference import AudioDetector
 from training.dataset import FeatureCache
 from training.manifest import read_manifest
@@ -20,16 +19,18 @@ from training.probe import POOLED_SUBDIR, pooled_statistics
 from training.train import TrainConfig, train
 
 
-def probe_config(toy_manifest: Path, out: Path) -> TrainConfig:
+def probe_config(toy_manifest: Path, out: Path, architecture: str = "whisper_probe") -> TrainConfig:
     return TrainConfig(
-        manifest=str(toy_manifest), out=str(out), architecture="whisper_probe", epochs=20, patience=20, batch_size=8,
+        manifest=str(toy_manifest), out=str(out), architecture=architecture, epochs=20, patience=20, batch_size=8,
         cache_dir=str(out.parent / "cache"), vocoded_dir=str(out.parent / "vocoded"), members=1, threads=2,
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def probe_run(toy_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig, dict]:
-    config = probe_config(toy_manifest, tmp_path_factory.mktemp("probe") / "run")
+@pytest.fixture(scope="module", params=["whisper_probe", "whisper_pitch_probe"])
+def probe_run(
+    request: pytest.FixtureRequest, toy_manifest: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[TrainConfig, dict]:
+    config = probe_config(toy_manifest, tmp_path_factory.mktemp("probe") / "run", request.param)
     return config, train(config)
 
 
@@ -44,8 +45,10 @@ def test_the_checkpoint_holds_the_head_and_its_standardisation_only(probe_run: t
     state = torch.load(Path(config.out) / WEIGHTS_FILE, weights_only=True)
     assert set(state) == {"pooled_mean", "pooled_scale", "head.0.weight", "head.0.bias", "head.3.weight", "head.3.bias"}
     assert not torch.equal(state["pooled_scale"], torch.ones_like(state["pooled_scale"]))  # fitted, not the init
-    model, _, metadata = load_checkpoint(Path(config.out))
+    model, feature_config, metadata = load_checkpoint(Path(config.out))
+    assert feature_config == config.feature_config().with_reference()
     assert isinstance(model, WhisperProbeDetector) and "calibration" in metadata
+    assert isinstance(model, WhisperPitchProbeDetector) == (config.architecture == "whisper_pitch_probe")
 
 
 def test_pooled_embeddings_are_cached_once_and_equal_the_served_path(
@@ -53,7 +56,7 @@ def test_pooled_embeddings_are_cached_once_and_equal_the_served_path(
 ) -> None:
     config, _ = probe_run
     rows = [r for r in read_manifest(Path(config.manifest)) if r.split == "dev"]
-    cache = FeatureCache(Path(config.cache_dir), FeatureConfig())
+    cache = FeatureCache(Path(config.cache_dir), config.feature_config())
     assert len(list((Path(config.cache_dir) / POOLED_SUBDIR).glob("*.pt"))) >= len(rows)
     detector = AudioDetector.from_checkpoint(Path(config.out))
     model = detector.model
