@@ -26,7 +26,7 @@ ARCHITECTURES = ("cnn", "improved", "resnet_asp", "whisper_probe", "whisper_pitc
 FROZEN_TRUNK_ARCHITECTURES = ("whisper_probe", "whisper_pitch_probe")
 # Architectures that read more than a spectrogram, and the front end (model.features) that feeds them.
 REQUIRED_FRONT_ENDS = {"whisper_pitch_probe": WHISPER_LOG_MEL_SAMPLES}
-PITCH_FRAMES_PER_ENCODER_FRAME = pitch_encoder.FRAME_HOP // (ENCODER_STRIDE * WHISPER_HOP_LENGTH)
+DEFAULT_PITCH_HOP_FRAMES = pitch_encoder.FRAME_HOP // WHISPER_HOP_LENGTH
 ATTENTION_HIDDEN = 128  # resnet_asp: width of the layer that scores each frame for attentive pooling
 
 
@@ -47,6 +47,8 @@ class ModelConfig:
     # whisper_probe only: input frames the encoder attends across (6 s, the scoring window); longer
     # input is encoded in consecutive blocks of this length, so a window never sees past its block.
     block_frames: int = 600
+    # whisper_pitch_probe only: 10 ms input frames between CREPE frames (4 = 40 ms); even, divides block_frames.
+    pitch_hop_frames: int = 4
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -309,7 +311,10 @@ class WhisperProbeDetector(Detector):
         self.register_buffer("pooled_scale", torch.ones(pooled))
         self.head = classifier_head(pooled, config)
 
-    frozen_weights = whisper_encoder.WEIGHTS_SHA256  # names the trunk in caches of its pooled output
+    @property
+    def trunk_identity(self) -> str:
+        """Names the frozen trunk (its weights and settings) in caches of its pooled output."""
+        return whisper_encoder.WEIGHTS_SHA256
 
     def embedding_width(self) -> int:
         return pretrained_encoder().width
@@ -355,11 +360,24 @@ class WhisperPitchProbeDetector(WhisperProbeDetector):
 
     Reads the whisper_log_mel_samples front end: the log-mel rows go to Whisper, the sample rows
     are joined back into audio for CREPE. Both trunks see the same blocks of `block_frames`, so a
-    window's embedding does not depend on audio outside its block. CREPE's frames (every 40 ms)
-    are repeated to Whisper's 20 ms frames; the head pools and classifies the 640 dims together.
+    window's embedding does not depend on audio outside its block. CREPE's frames (every
+    `pitch_hop_frames` x 10 ms) are repeated to Whisper's 20 ms frames; the head pools and
+    classifies the 640 dims together.
     """
 
-    frozen_weights = f"{whisper_encoder.WEIGHTS_SHA256}+{pitch_encoder.WEIGHTS_SHA256}"
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.pitch_hop_frames = config.pitch_hop_frames
+        if self.pitch_hop_frames % ENCODER_STRIDE or self.block_frames % self.pitch_hop_frames:
+            raise ValueError(
+                f"pitch_hop_frames {self.pitch_hop_frames} must be a multiple of {ENCODER_STRIDE} "
+                f"that divides block_frames {self.block_frames}"
+            )
+
+    @property
+    def trunk_identity(self) -> str:
+        identity = f"{super().trunk_identity}+{pitch_encoder.WEIGHTS_SHA256}"
+        return identity if self.pitch_hop_frames == DEFAULT_PITCH_HOP_FRAMES else f"{identity}@{self.pitch_hop_frames}"
 
     def embedding_width(self) -> int:
         return super().embedding_width() + pitch_encoder.EMBEDDING_WIDTH
@@ -379,11 +397,11 @@ class WhisperPitchProbeDetector(WhisperProbeDetector):
         blocked, block_lengths = split_blocks(samples, lengths, self.block_frames)
         blocked = blocked.float() * time_mask(block_lengths, blocked.shape[-1])[:, None, :]  # padding reads as silence
         audio = blocked.transpose(1, 2).flatten(1)  # (batch * blocks, samples): the rows were hop-long slices
-        frames = pitch_encoder.frame_audio(audio)  # (batch * blocks, pitch frames, 1024)
+        frames = pitch_encoder.frame_audio(audio, self.pitch_hop_frames * WHISPER_HOP_LENGTH)
         with torch.no_grad():
             embedding = pitch_encoder.pretrained_pitch_encoder(samples.device)(frames.flatten(0, 1))
         embedding = embedding.view(len(samples), -1, pitch_encoder.EMBEDDING_WIDTH)
-        return embedding.repeat_interleave(PITCH_FRAMES_PER_ENCODER_FRAME, dim=1).transpose(1, 2)
+        return embedding.repeat_interleave(self.pitch_hop_frames // ENCODER_STRIDE, dim=1).transpose(1, 2)
 
 
 class EnsembleDetector(Detector):

