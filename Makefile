@@ -5,13 +5,15 @@ DATA_DIR   ?= data/embedded
 MANIFEST   ?= $(DATA_DIR)/manifest.csv
 RUN        ?= artifacts/latest
 MODEL_DIR  ?= artifacts/default
+# The shipped model's recipe: a head on two frozen pretrained encoders, trained on their cached output.
+RECIPE     ?= --architecture whisper_pitch_probe --members 1 --epochs 30 --patience 30
 STORE      ?= model-store
 SETUP_STAMP := $(VENV)/.installed
 
 RUN_DIR    ?= runs/serve
 KSERVE_BUNDLE ?= runs/kserve-bundle
 
-.PHONY: setup data train train-baseline evaluate heldout archive kserve-bundle serve stop demo test bench load gpu-check lint format clean
+.PHONY: setup data train train-cnn train-baseline evaluate heldout archive kserve-bundle serve stop demo test bench load gpu-check lint format clean
 
 setup:                      ## install Debian packages and the .venv (idempotent)
 	bash scripts/setup.sh
@@ -22,8 +24,11 @@ $(SETUP_STAMP): pyproject.toml scripts/setup.sh
 data: $(SETUP_STAMP)        ## build the embedded real/fake speech dataset
 	$(PY) -m training.build_dataset --out $(DATA_DIR)
 
-train: $(SETUP_STAMP)       ## train the default CNN detector on the manifest
-	$(PY) -m training.train --manifest $(MANIFEST) --out $(RUN)
+train: $(SETUP_STAMP)       ## train the shipped recipe (Whisper + CREPE probe, docs/training.md) on the manifest
+	$(PY) -m training.train --manifest $(MANIFEST) --out $(RUN) $(RECIPE)
+
+train-cnn: $(SETUP_STAMP)   ## train v4.1's recipe, one log-mel CNN, the same way
+	$(PY) -m training.train --manifest $(MANIFEST) --out artifacts/cnn --members 1 --epochs 16 --patience 16
 
 train-baseline: $(SETUP_STAMP)  ## train the seed's ImprovedDetector the same way
 	$(PY) -m training.train --manifest $(MANIFEST) --architecture improved --members 1 --out artifacts/baseline

@@ -217,8 +217,11 @@ def onnx_runtime(detector: Detector, features: torch.Tensor, lengths: torch.Tens
     except ImportError as error:
         return f"not installed ({error.name}; pip install the dev extras)"
     buffer = io.BytesIO()
-    torch.onnx.export(_Logits(detector).eval(), (features, lengths), buffer, dynamo=False,
-                      input_names=["features", "lengths"], output_names=["logits"])  # fmt: skip
+    try:  # e.g. the pitch probe's framing (Tensor.unfold over a padded input) has no ONNX export
+        torch.onnx.export(_Logits(detector).eval(), (features, lengths), buffer, dynamo=False,
+                          input_names=["features", "lengths"], output_names=["logits"])  # fmt: skip
+    except torch.onnx.errors.OnnxExporterError as error:
+        return f"export failed ({str(error).splitlines()[0][:120]})"
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])

@@ -124,7 +124,7 @@ HELP = {
     "on Whisper tiny.en's frozen encoder, trained on cached embeddings in minutes: use --members 1 --epochs 30; "
     "whisper_pitch_probe = the same with CREPE tiny's pitch embedding beside it)",
     "front_end": f"input features: {' or '.join(FRONT_ENDS)} (model.features; its default row count); "
-    "whisper_pitch_probe reads whisper_log_mel_samples whatever this says",
+    "whisper_pitch_probe brings its own (whisper_log_mel_samples)",
     "vad_trim": "cut every clip to its speech (Silero VAD, model.vad) in training and serving",
     "channels": "CNN block widths, comma-separated (one 2x2 pooling per block)",
     "epochs": "most epochs to train",

@@ -243,7 +243,8 @@ def test_cli_help_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in out
     args = parse_args([])
     assert args.models == [RECIPE, "improved"] and args.epochs is None and args.patience == 0
-    assert [model_epochs(m, args) for m in (*args.models, "whisper_probe")] == [8, 8, 30]  # a head on cached embeddings
+    # heads on cached embeddings train 30 epochs, the rest 8
+    assert [model_epochs(m, args) for m in (*args.models, "whisper_probe", "cnn")] == [30, 8, 30, 8]
     assert model_epochs("whisper_probe", parse_args(["--epochs", "3"])) == 3
     assert (args.min_eval_clips, args.max_eval_clips) == (40, 500)
     assert str(args.out) == "artifacts/heldout/heldout.json"
