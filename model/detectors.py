@@ -48,7 +48,7 @@ class ModelConfig:
     # input is encoded in consecutive blocks of this length, so a window never sees past its block.
     block_frames: int = 600
     # whisper_pitch_probe only: 10 ms input frames between CREPE frames (4 = 40 ms); even, divides block_frames.
-    pitch_hop_frames: int = 4
+    pitch_hop_frames: int = DEFAULT_PITCH_HOP_FRAMES
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
