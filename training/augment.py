@@ -20,11 +20,13 @@ Generator, so a seed fixes the result.
 
 `draw_chain` composes one to three of these; `augmented_copies` makes K variants of each clip,
 written once as 16 kHz FLAC under a key of the clip's content, the copy number, the seed and the
-chain settings, and reused by later runs (like training.vocoded).
+chain settings, and reused by later runs (like training.vocoded). The CNN reads one of a clip's
+versions per epoch; a frozen trunk's head takes the variants as more rows (`augmented_rows`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import shutil
@@ -42,7 +44,7 @@ from model.audio import SAMPLE_RATE, decode_audio, resample
 from training.embedded.build import write_flac
 from training.embedded.channel import PEAK_CEILING
 from training.manifest import ManifestRow
-from training.vocoded import KEY_CHARS, SEED_CHARS, copy_key
+from training.vocoded import CHANNEL_COLUMN, KEY_CHARS, SEED_CHARS, copy_key
 
 RECIPE_VERSION = 1  # bump when the code changes what a draw makes, so cached variants are made again
 NYQUIST = SAMPLE_RATE / 2
@@ -493,3 +495,12 @@ def augmented_copies(
             make_variant(row.path, target, int(key[:SEED_CHARS], 16) >> 1, settings)
         variants[position].append(target)
     return variants
+
+
+def augmented_rows(rows: Sequence[ManifestRow], copies: int, directory: Path) -> list[ManifestRow]:
+    """The variants of `augmented_copies` as rows of their clip's label and split, without its channel."""
+    made = []
+    for row, paths in zip(rows, augmented_copies(rows, copies, directory), strict=True):
+        extras = {k: v for k, v in row.extras.items() if k != CHANNEL_COLUMN}  # the chain put it through another
+        made += [dataclasses.replace(row, path=path, extras=extras) for path in paths]
+    return made

@@ -5,8 +5,10 @@ centred crop that dev scoring uses) is embedded and pooled by the detector's own
 `statistics`, the code serving runs, and the pooled vector is cached on disk beside the log-mel
 cache. The head then trains on those vectors: minutes of encoder time once, then seconds per
 model, which is what makes the held-out protocol (seven folds, three conditions) affordable on two
-CPU cores. The rest is train_one's: early stopping on dev EER, Platt calibration on dev, the
-same checkpoint, history and plots.
+CPU cores. Augmented variants (`--augmented-copies`) join the training vectors as clips of their
+own: the head sees every clip clean and through the variants' channels each epoch. The rest is
+train_one's: early stopping on dev EER, Platt calibration on dev, the same checkpoint, history and
+plots.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from model.checkpoint import save_checkpoint
 from model.detectors import ModelConfig, WhisperProbeDetector, build_detector
 from model.features import pad_batch
 from training import distributed
+from training.augment import augmented_rows
 from training.dataset import AudioDataset, FeatureCache
 from training.evaluate import evaluate_checkpoint
 from training.manifest import ManifestRow
@@ -113,8 +116,6 @@ def train_probe(config: TrainConfig) -> dict:
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    if config.augmented_copies:
-        raise SystemExit("--augmented-copies: a frozen trunk's head trains on one pooled vector per clip; use 0")
     if distributed.active():
         raise SystemExit(f"{config.architecture} trains its head in seconds in one process: run it without torchrun")
     device = pick_device(config.device)
@@ -122,6 +123,10 @@ def train_probe(config: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     feature_config = config.feature_config()
     splits, cache = read_training_splits(config, feature_config)
+    if config.augmented_copies:
+        variants = augmented_rows(splits["train"], config.augmented_copies, Path(config.augmented_dir))
+        cache.fill([row.path for row in variants], description="features of the augmented variants")
+        splits["train"] += variants
     model_config = ModelConfig(
         architecture=config.architecture, n_mels=feature_config.n_mels, pitch_hop_frames=config.pitch_hop_frames
     )
@@ -191,6 +196,7 @@ def train_probe(config: TrainConfig) -> dict:
         "best_epoch": best["epoch"],
         "weights": f"head after epoch {best['epoch']}; {FROZEN_TRUNKS[config.architecture]}",
         "dev_eer": best["dev_eer"],
+        "train_clips": len(x_train),
         "train_seconds": round(time.time() - started, 1),
         "embed_seconds": round(embed_seconds, 1),
         "precision": "float32",

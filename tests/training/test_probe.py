@@ -75,7 +75,15 @@ def test_pooled_embeddings_are_cached_once_and_equal_the_served_path(
     torch.testing.assert_close(calibrated, expected, atol=1e-5, rtol=0)
 
 
-def test_augmented_copies_are_refused(toy_manifest: Path, tmp_path: Path) -> None:
-    config = dataclasses.replace(probe_config(toy_manifest, tmp_path / "run"), augmented_copies=1)
-    with pytest.raises(SystemExit, match="augmented"):
+def test_augmented_variants_join_the_training_vectors(toy_manifest: Path, tmp_path: Path) -> None:
+    plain = dataclasses.replace(probe_config(toy_manifest, tmp_path / "plain"), evaluate=False)
+    augmented = dataclasses.replace(
+        plain, out=str(tmp_path / "augmented"), augmented_copies=1, augmented_dir=str(tmp_path / "variants")
+    )
+    for config in (plain, augmented):
         train(config)
+    plain_clips, augmented_clips = (load_checkpoint(Path(c.out))[2]["train_clips"] for c in (plain, augmented))
+    dev_clips = sum(r.split == "dev" for r in read_manifest(toy_manifest))
+    assert len(list((tmp_path / "variants").glob("*.flac"))) == plain_clips  # every training clip, vocoded ones too
+    assert augmented_clips == 2 * plain_clips
+    assert len(list((tmp_path / "cache" / POOLED_SUBDIR).glob("*.pt"))) == augmented_clips + dev_clips
