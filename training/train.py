@@ -150,7 +150,7 @@ HELP = {
     "vocoded_per_seed": "each seed draws its own vocoded copies (vocoder settings, channel); off: all share seed 0's",
     "vocoded_dir": "folder for the vocoded copies, made once and reused",
     "augmented_copies": "make this many augmented variants (codecs, noise, RawBoost...) of every training clip, "
-    "both classes; each epoch reads one of a clip's versions (a frozen trunk's head: every version) (0 = off)",
+    "both classes; each epoch reads one of a clip's versions, a frozen trunk's head all of them (0 = off)",
     "augmented_dir": "folder for the augmented variants, made once and reused",
     "mixed_precision": "train the forward pass in bfloat16 autocast where the device has native bfloat16 "
     "(CUDA, or a CPU with AVX512-BF16/AMX: about 2x faster there); fp32 elsewhere. Dev scoring and serving stay fp32",
