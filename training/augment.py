@@ -44,7 +44,7 @@ from model.audio import SAMPLE_RATE, decode_audio, resample
 from training.embedded.build import write_flac
 from training.embedded.channel import PEAK_CEILING
 from training.manifest import ManifestRow
-from training.vocoded import CHANNEL_COLUMN, KEY_CHARS, SEED_CHARS, copy_key
+from training.vocoded import KEY_CHARS, SEED_CHARS, copy_key, without_channel
 
 RECIPE_VERSION = 1  # bump when the code changes what a draw makes, so cached variants are made again
 NYQUIST = SAMPLE_RATE / 2
@@ -501,6 +501,5 @@ def augmented_rows(rows: Sequence[ManifestRow], copies: int, directory: Path) ->
     """The variants of `augmented_copies` as rows of their clip's label and split, without its channel."""
     made = []
     for row, paths in zip(rows, augmented_copies(rows, copies, directory), strict=True):
-        extras = {k: v for k, v in row.extras.items() if k != CHANNEL_COLUMN}  # the chain put it through another
-        made += [dataclasses.replace(row, path=path, extras=extras) for path in paths]
+        made += [dataclasses.replace(row, path=path, extras=without_channel(row)) for path in paths]
     return made

@@ -54,10 +54,8 @@ from training.train import RECIPE_INDEPENDENT, TrainConfig, already_trained, pic
 CLEAN, MP3, TELEPHONE = "clean", f"mp3_{MP3_BITRATE}", "telephone"
 CONDITIONS = (CLEAN, MP3, TELEPHONE)
 CONDITION_LABELS = {CLEAN: "clean", MP3: "MP3", TELEPHONE: "tel"}
-DEFAULT_MODELS = (
-    "whisper_pitch_probe",
-    "improved",
-)  # the shipped recipe first (the headline figures), then the seed's baseline
+# The shipped recipe first (the headline figures), then the seed's baseline.
+DEFAULT_MODELS = ("whisper_pitch_probe", "improved")
 DEFAULT_EPOCHS = 8  # 7 grouped folds x 8 CNN epochs of ~1 min (bfloat16 autocast): 63 min measured on 2 CPU cores
 # A frozen trunk's head trains on cached embeddings in seconds an epoch: 30 is what the held-out runs measured.
 DEFAULT_EPOCHS_BY_MODEL = {"whisper_probe": 30, "whisper_pitch_probe": 30}

@@ -42,9 +42,14 @@ def vocoded_copies(rows: Sequence[ManifestRow], copies: int, directory: Path, se
         target = Path(directory) / f"{Path(row.path).stem}-{key[:KEY_CHARS]}.flac"
         if not target.is_file():
             make_copy(row.path, target, int(key[:SEED_CHARS], 16) >> 1)
-        extras = {k: v for k, v in row.extras.items() if k != CHANNEL_COLUMN}  # the copy has a channel of its own
+        extras = without_channel(row)  # the copy has a channel of its own
         made.append(dataclasses.replace(row, path=target, label=FAKE, attack=VOCODED_ATTACK, extras=extras))
     return made
+
+
+def without_channel(row: ManifestRow) -> dict[str, str]:
+    """The row's extra columns less its channel: a derived copy went through a channel of its own."""
+    return {k: v for k, v in row.extras.items() if k != CHANNEL_COLUMN}
 
 
 def copy_key(source: Path, index: int, seed: int) -> str:

@@ -281,9 +281,9 @@ def main():
     named = {k for s in args.sets.split(",") for k in s.split("+")}
     kinds = sorted((named - parts) | ({"crepe"} if named & parts else set()))
     vectors = {}
+    readers = {"whisper": whisper_vectors, "whisperdelta": whisper_delta_vectors}
     for kind in kinds:
         t = time.time()
-        readers = {"whisper": whisper_vectors, "whisperdelta": whisper_delta_vectors}
         vectors[kind] = readers[kind](paths) if kind in readers else encoder_vectors(kind, paths)
         print(f"{kind}: {vectors[kind].shape} in {time.time() - t:.0f} s", flush=True)
     if "crepe" in vectors:
